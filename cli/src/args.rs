@@ -1,0 +1,141 @@
+//! Raw command-line arguments (step one of two: `cmd` turns them into typed settings).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Prove that the model running in your cluster is the model your CI released.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vouch",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Hash, sign and verify model directories (OpenSSF Model Signing format).
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate an ECDSA P-256 key pair: P.key (PKCS#8 PEM, mode 0600) and P.pub (SPKI PEM).
+    Generate {
+        /// Path prefix of the two files.
+        #[arg(long, default_value = "vouch", value_name = "P")]
+        output_prefix: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HashArg {
+    Sha256,
+    Blake3,
+}
+
+/// Which files make up the model and how they are hashed.
+#[derive(Debug, Args)]
+pub struct HashingArgs {
+    /// Hash function.
+    #[arg(long = "hash", value_enum, default_value = "sha256")]
+    pub hash: HashArg,
+    /// Cut files into shards of this many bytes and hash the shards in parallel
+    /// (OMS `shards` serialization). Without it, one digest per file.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_size: Option<u64>,
+    #[command(flatten)]
+    pub ignore: IgnoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IgnoreArgs {
+    /// Leave out this path (relative to the model directory; a directory leaves out all
+    /// below it). Repeatable.
+    #[arg(long = "ignore-paths", value_name = "PATH")]
+    pub ignore_paths: Vec<PathBuf>,
+    /// Also hash `.git`, `.gitattributes`, `.github` and `.gitignore` (left out by default).
+    #[arg(long)]
+    pub no_ignore_git_paths: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Machine-readable JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar and no informational output.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Print the manifest of a model directory: every file (or shard) with its digest.
+    Hash {
+        /// The model directory.
+        dir: PathBuf,
+        #[command(flatten)]
+        hashing: HashingArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Sign a model directory with a private key, writing an OMS signature (Sigstore bundle).
+    Sign {
+        /// The model directory.
+        dir: PathBuf,
+        /// PEM private key (PKCS#8 or SEC 1; ECDSA P-256 or P-384).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Where to write the signature [default: DIR/model.sig].
+        #[arg(long, value_name = "FILE")]
+        signature: Option<PathBuf>,
+        /// Model name recorded in the signature [default: the directory's name].
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        hashing: HashingArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Verify a model directory against an OMS signature.
+    Verify {
+        /// The model directory.
+        dir: PathBuf,
+        /// The signature (Sigstore bundle) to check.
+        #[arg(long, value_name = "FILE")]
+        signature: PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
+        #[command(flatten)]
+        ignore: IgnoreArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+}
+
+/// Whom to trust.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct TrustArgs {
+    /// PEM public key (ECDSA P-256 or P-384) of the signer.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
+    /// PEM certificates of the authorities that issue signing certificates
+    /// (model-signing's certificate mode).
+    #[arg(long, value_name = "CA.pem")]
+    pub certificate_chain: Option<PathBuf>,
+}

@@ -1,0 +1,233 @@
+//! The one place where vouch decides that bytes were signed by someone it trusts.
+//!
+//! Input: a parsed [`vouch_bundle::Bundle`] and a [`Trust`] (a public key, or certificate
+//! authorities). Output: [`Verified<SignedPayload>`], the payload bytes over which a
+//! signature was checked and a description of who signed them. `Verified` can only be
+//! created in this crate, so every later step (OMS manifests, the combined attestation,
+//! policy) can require one and be sure a check ran: the same idea as rustls'
+//! `HandshakeSignatureValid`.
+//!
+//! Verification code only: there is no signing, key generation or network here, so the
+//! init container and the admission webhook can link it without the signing stack.
+
+#![forbid(unsafe_code)]
+
+mod keys;
+mod time;
+mod x509;
+
+use std::time::SystemTime;
+
+pub use keys::{Curve, PublicKey};
+pub use time::rfc3339;
+use vouch_bundle::{Bundle, IN_TOTO_PAYLOAD_TYPE, Material};
+pub use x509::CertificateAuthorities;
+
+/// Proof that a check ran: only this crate can build one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified<T>(T);
+
+impl<T> Verified<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// Borrow the verified value.
+    pub fn get(&self) -> &T {
+        &self.0
+    }
+
+    /// Unwrap the verified value (it stops being a proof).
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+
+    /// Derive a new verified value from this one (for example, parse the signed payload).
+    /// The result is only as trustworthy as `f`.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Verified<U> {
+        Verified(f(self.0))
+    }
+
+    /// Like [`Verified::map`], for a fallible derivation.
+    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Verified<U>, E> {
+        f(self.0).map(Verified)
+    }
+}
+
+/// Whom to trust.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Trust {
+    /// Exactly this public key.
+    Key(PublicKey),
+    /// Any signing certificate that chains to one of these authorities and is valid now.
+    Certificates(CertificateAuthorities),
+}
+
+/// Who signed a payload, as established by verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Signer {
+    /// A public key, identified by its hint (hex SHA-256 of its PEM).
+    Key {
+        /// The key hint.
+        hint: String,
+    },
+    /// A certificate that chained to a trusted authority.
+    Certificate {
+        /// The signing certificate's URI and e-mail subject alternative names.
+        identities: Vec<String>,
+        /// Hex SHA-256 of the signing certificate (DER).
+        fingerprint: String,
+        /// When the certificate expires (RFC 3339).
+        not_after: String,
+    },
+}
+
+impl std::fmt::Display for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key { hint } => write!(f, "public key {hint}"),
+            Self::Certificate {
+                identities,
+                fingerprint,
+                ..
+            } if identities.is_empty() => {
+                write!(f, "certificate sha256:{fingerprint}")
+            }
+            Self::Certificate { identities, .. } => {
+                write!(f, "certificate for {}", identities.join(", "))
+            }
+        }
+    }
+}
+
+/// A DSSE payload whose signature checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedPayload {
+    /// The DSSE payload type.
+    pub payload_type: String,
+    /// The payload bytes the signature covers.
+    pub payload: Vec<u8>,
+    /// Who signed.
+    pub signer: Signer,
+}
+
+/// Why a signature is not trusted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The public key file is not a PEM SubjectPublicKeyInfo.
+    #[error("not a PEM public key (expected `-----BEGIN PUBLIC KEY-----`): {0}")]
+    KeyPem(String),
+    /// A key on a curve vouch does not accept.
+    #[error("unsupported public key: only ECDSA P-256 and P-384 keys are accepted")]
+    UnsupportedKey,
+    /// Certificates that do not parse.
+    #[error("not a PEM certificate file: {0}")]
+    CertificatePem(String),
+    /// The bundle names another key.
+    #[error(
+        "the signature was made with another key (its key hint is {bundle}, the given key's is {given})"
+    )]
+    KeyHintMismatch {
+        /// Hint in the bundle.
+        bundle: String,
+        /// Hint of the given key.
+        given: String,
+    },
+    /// The signature does not verify.
+    #[error("the signature does not match the signed content and the given key")]
+    BadSignature,
+    /// A key-signed bundle checked against certificate authorities, or the reverse.
+    #[error("the signature was made with {found}, but verification was asked to use {wanted}")]
+    MaterialMismatch {
+        /// What the bundle has.
+        found: &'static str,
+        /// What the caller trusts.
+        wanted: &'static str,
+    },
+    /// The signing certificate is expired.
+    #[error("the signing certificate expired at {not_after}; verification time is {time}")]
+    CertificateExpired {
+        /// Verification time (RFC 3339).
+        time: String,
+        /// Certificate notAfter (RFC 3339).
+        not_after: String,
+    },
+    /// The signing certificate is not valid yet.
+    #[error(
+        "the signing certificate is not valid before {not_before}; verification time is {time}"
+    )]
+    CertificateNotYetValid {
+        /// Verification time (RFC 3339).
+        time: String,
+        /// Certificate notBefore (RFC 3339).
+        not_before: String,
+    },
+    /// The certificate chain does not lead to a trusted authority, or is otherwise invalid.
+    #[error("the signing certificate is not trusted: {0}")]
+    CertificateUntrusted(String),
+    /// The envelope does not carry an in-toto statement.
+    #[error("the envelope's payload type is `{0}`, expected `{IN_TOTO_PAYLOAD_TYPE}`")]
+    PayloadType(String),
+}
+
+/// Check `bundle`'s DSSE signature against `trust` at time `now`.
+///
+/// Steps, in order: the payload type is in-toto; the verification material is of the kind
+/// `trust` expects; for a key, the bundle's key hint (when present) names this key; for
+/// certificates, the signing certificate chains to a trusted authority, is valid at `now`
+/// and is not restricted to another extended key usage than code signing; finally the
+/// ECDSA signature verifies over the DSSE pre-authentication encoding of the payload bytes.
+pub fn verify_envelope(
+    bundle: &Bundle,
+    trust: &Trust,
+    now: SystemTime,
+) -> Result<Verified<SignedPayload>, Error> {
+    let env = &bundle.envelope;
+    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(Error::PayloadType(env.payload_type.clone()));
+    }
+    let (key, signer) = match (trust, &bundle.material) {
+        (Trust::Key(key), Material::PublicKey { hint }) => {
+            let given = key.hint();
+            if let Some(hint) = hint
+                && !hint.eq_ignore_ascii_case(&given)
+            {
+                return Err(Error::KeyHintMismatch {
+                    bundle: hint.clone(),
+                    given,
+                });
+            }
+            (key.clone(), Signer::Key { hint: given })
+        }
+        (Trust::Certificates(cas), Material::Certificates(chain)) => {
+            cas.verify_chain(chain, now)?
+        }
+        (Trust::Key(_), Material::Certificates(_)) => {
+            return Err(Error::MaterialMismatch {
+                found: "a certificate",
+                wanted: "a public key",
+            });
+        }
+        (Trust::Certificates(_), Material::PublicKey { .. }) => {
+            return Err(Error::MaterialMismatch {
+                found: "a public key",
+                wanted: "certificate authorities",
+            });
+        }
+        (_, _) => {
+            return Err(Error::MaterialMismatch {
+                found: "unknown material",
+                wanted: "a key or certificates",
+            });
+        }
+    };
+    key.verify(&env.pae(), &env.signature.sig)?;
+    Ok(Verified::new(SignedPayload {
+        payload_type: env.payload_type.clone(),
+        payload: env.payload.clone(),
+        signer,
+    }))
+}
