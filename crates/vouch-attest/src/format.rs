@@ -104,9 +104,18 @@ struct ShardJson {
 
 /// Serialise an attestation as an in-toto statement (the DSSE payload to sign).
 pub fn build_statement(a: &Attestation) -> Vec<u8> {
-    let mut subject: Vec<Subject> =
-        a.images.iter().map(|i| Subject { name: i.name.clone(), digest: digest_set(&i.digest) }).collect();
-    subject.push(Subject { name: a.model.name.clone(), digest: digest_set(&a.model.digest) });
+    let mut subject: Vec<Subject> = a
+        .images
+        .iter()
+        .map(|i| Subject {
+            name: i.name.clone(),
+            digest: digest_set(&i.digest),
+        })
+        .collect();
+    subject.push(Subject {
+        name: a.model.name.clone(),
+        digest: digest_set(&a.model.digest),
+    });
     let m = &a.model;
     let predicate = Predicate {
         images: a
@@ -132,31 +141,52 @@ pub fn build_statement(a: &Attestation) -> Vec<u8> {
                     Method::Files => None,
                     Method::Shards { size } => Some(size),
                 },
-                ignore_paths: m.ignore_paths.paths().iter().map(|p| p.to_string()).collect(),
+                ignore_paths: m
+                    .ignore_paths
+                    .paths()
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect(),
             },
             files: m
                 .files
                 .iter()
                 .map(|f| {
                     let (digest, shards) = match m.method {
-                        Method::Files => (f.resources.first().map(|r| digest_set(&r.digest)), Vec::new()),
+                        Method::Files => (
+                            f.resources.first().map(|r| digest_set(&r.digest)),
+                            Vec::new(),
+                        ),
                         Method::Shards { .. } => (
                             None,
                             f.resources
                                 .iter()
                                 .map(|r| {
                                     let (start, end) = r.shard.unwrap_or((0, r.size.unwrap_or(0)));
-                                    ShardJson { start, end, digest: digest_set(&r.digest) }
+                                    ShardJson {
+                                        start,
+                                        end,
+                                        digest: digest_set(&r.digest),
+                                    }
                                 })
                                 .collect(),
                         ),
                     };
-                    FileJson { path: f.path.to_string(), size: f.size, role: f.role.name().to_owned(), digest, shards }
+                    FileJson {
+                        path: f.path.to_string(),
+                        size: f.size,
+                        role: f.role.name().to_owned(),
+                        digest,
+                        shards,
+                    }
                 })
                 .collect(),
         },
         metadata: a.metadata.clone(),
-        generator: Some(Generator { name: "vouch".into(), version: env!("CARGO_PKG_VERSION").into() }),
+        generator: Some(Generator {
+            name: "vouch".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }),
     };
     let statement = Statement {
         kind: STATEMENT_TYPE.to_owned(),
@@ -177,11 +207,16 @@ fn one_digest(set: &DigestSet, what: &str, allowed: &[HashAlgorithm]) -> Result<
     let (Some((alg, hex)), None) = (it.next(), it.next()) else {
         return Err(malformed(format!("{what}: expected exactly one digest")));
     };
-    let algorithm: HashAlgorithm = alg.parse().map_err(|e: String| malformed(format!("{what}: {e}")))?;
+    let algorithm: HashAlgorithm = alg
+        .parse()
+        .map_err(|e: String| malformed(format!("{what}: {e}")))?;
     if !allowed.contains(&algorithm) {
-        return Err(malformed(format!("{what}: `{alg}` digest not expected here")));
+        return Err(malformed(format!(
+            "{what}: `{alg}` digest not expected here"
+        )));
     }
-    Digest::from_hex(algorithm, hex).ok_or_else(|| malformed(format!("{what}: `{hex}` is not 64 lower-case hex digits")))
+    Digest::from_hex(algorithm, hex)
+        .ok_or_else(|| malformed(format!("{what}: `{hex}` is not 64 lower-case hex digits")))
 }
 
 /// Parse and check the consistency of a combined attestation statement.
@@ -207,7 +242,12 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
             return Err(malformed("an image has an empty name"));
         }
         let digest = one_digest(&i.digest, &format!("image `{}`", i.name), SHA256)?;
-        images.push(Image { name: i.name, digest, media_type: i.media_type, reference: i.reference });
+        images.push(Image {
+            name: i.name,
+            digest,
+            media_type: i.media_type,
+            reference: i.reference,
+        });
     }
     if images.is_empty() {
         return Err(malformed("the attestation covers no image"));
@@ -218,7 +258,11 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
     let method = match (m.hashing.method.as_str(), m.hashing.shard_size) {
         ("files", None) => Method::Files,
         ("shards", Some(size)) if size > 0 => Method::Shards { size },
-        (method, size) => return Err(malformed(format!("hashing method `{method}` with shard size {size:?}"))),
+        (method, size) => {
+            return Err(malformed(format!(
+                "hashing method `{method}` with shard size {size:?}"
+            )));
+        }
     };
     let mut ignore_paths = IgnoreSet::new();
     for path in &m.hashing.ignore_paths {
@@ -231,26 +275,42 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
         if !seen.insert(path.clone()) {
             return Err(malformed(format!("`{path}` is listed twice")));
         }
-        let role = Role::from_name(&f.role).ok_or_else(|| malformed(format!("`{path}` has unknown role `{}`", f.role)))?;
+        let role = Role::from_name(&f.role)
+            .ok_or_else(|| malformed(format!("`{path}` has unknown role `{}`", f.role)))?;
         let what = format!("file `{path}`");
         let resources = match method {
             Method::Files => {
                 let (Some(d), true) = (&f.digest, f.shards.is_empty()) else {
-                    return Err(malformed(format!("{what}: a `files` attestation needs one digest per file")));
+                    return Err(malformed(format!(
+                        "{what}: a `files` attestation needs one digest per file"
+                    )));
                 };
-                vec![Resource { path: path.clone(), shard: None, size: Some(f.size), digest: one_digest(d, &what, &[algorithm])? }]
+                vec![Resource {
+                    path: path.clone(),
+                    shard: None,
+                    size: Some(f.size),
+                    digest: one_digest(d, &what, &[algorithm])?,
+                }]
             }
             Method::Shards { size: shard_size } => {
                 if f.digest.is_some() || f.shards.is_empty() {
-                    return Err(malformed(format!("{what}: a `shards` attestation needs shards, not a file digest")));
+                    return Err(malformed(format!(
+                        "{what}: a `shards` attestation needs shards, not a file digest"
+                    )));
                 }
                 let mut next = 0;
                 let mut out = Vec::with_capacity(f.shards.len());
                 for s in &f.shards {
-                    let tiles = s.start == next && s.end >= s.start && s.end - s.start <= shard_size && s.end <= f.size;
+                    let tiles = s.start == next
+                        && s.end >= s.start
+                        && s.end - s.start <= shard_size
+                        && s.end <= f.size;
                     let full_or_last = s.end - s.start == shard_size || s.end == f.size;
                     if !tiles || !full_or_last {
-                        return Err(malformed(format!("{what}: shard {}..{} does not tile the file", s.start, s.end)));
+                        return Err(malformed(format!(
+                            "{what}: shard {}..{} does not tile the file",
+                            s.start, s.end
+                        )));
                     }
                     next = s.end;
                     out.push(Resource {
@@ -261,15 +321,30 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
                     });
                 }
                 if next != f.size || (f.size == 0 && out.len() != 1) {
-                    return Err(malformed(format!("{what}: shards cover {next} of {} bytes", f.size)));
+                    return Err(malformed(format!(
+                        "{what}: shards cover {next} of {} bytes",
+                        f.size
+                    )));
                 }
                 out
             }
         };
-        files.push(ModelFile { path, size: f.size, role, resources });
+        files.push(ModelFile {
+            path,
+            size: f.size,
+            role,
+            resources,
+        });
     }
     let digest = one_digest(&m.digest, "model", SHA256)?;
-    let model = Model { name: m.name, digest, algorithm, method, ignore_paths, files };
+    let model = Model {
+        name: m.name,
+        digest,
+        algorithm,
+        method,
+        ignore_paths,
+        files,
+    };
     let recomputed = model.manifest().model_digest();
     if recomputed != Some(digest) {
         return Err(malformed(format!(
@@ -279,16 +354,26 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
     }
 
     // Subjects: exactly the images and the model.
-    let mut expected: Vec<(String, Digest)> = images.iter().map(|i| (i.name.clone(), i.digest)).collect();
+    let mut expected: Vec<(String, Digest)> =
+        images.iter().map(|i| (i.name.clone(), i.digest)).collect();
     expected.push((model.name.clone(), model.digest));
     let mut actual = Vec::with_capacity(st.subject.len());
     for s in &st.subject {
-        actual.push((s.name.clone(), one_digest(&s.digest, &format!("subject `{}`", s.name), SHA256)?));
+        actual.push((
+            s.name.clone(),
+            one_digest(&s.digest, &format!("subject `{}`", s.name), SHA256)?,
+        ));
     }
     expected.sort_by(|a, b| (&a.0, a.1.bytes).cmp(&(&b.0, b.1.bytes)));
     actual.sort_by(|a, b| (&a.0, a.1.bytes).cmp(&(&b.0, b.1.bytes)));
     if expected != actual {
-        return Err(malformed("the statement's subjects are not exactly its images and its model"));
+        return Err(malformed(
+            "the statement's subjects are not exactly its images and its model",
+        ));
     }
-    Ok(Attestation { images, model, metadata: p.metadata })
+    Ok(Attestation {
+        images,
+        model,
+        metadata: p.metadata,
+    })
 }

@@ -23,8 +23,8 @@ use std::path::Path;
 pub use format::{build_statement, parse_statement};
 pub use role::Role;
 use vouch_model::{
-    Difference, Digest, HashAlgorithm, HashOptions, IgnoreSet, Manifest, Method, ModelPath, Progress, Resource,
-    ScanOptions,
+    Difference, Digest, HashAlgorithm, HashOptions, IgnoreSet, Manifest, Method, ModelPath,
+    Progress, Resource, ScanOptions,
 };
 use vouch_trust::{SignedPayload, Signer, Verified};
 
@@ -76,10 +76,14 @@ pub struct Model {
 
 impl Model {
     /// Build from a freshly hashed manifest (every size known).
-    pub fn from_manifest(name: &str, manifest: &Manifest, ignore_paths: IgnoreSet) -> Result<Self, Error> {
-        let digest = manifest
-            .model_digest()
-            .ok_or_else(|| Error::Malformed("a resource has no size; hash the model directory itself".into()))?;
+    pub fn from_manifest(
+        name: &str,
+        manifest: &Manifest,
+        ignore_paths: IgnoreSet,
+    ) -> Result<Self, Error> {
+        let digest = manifest.model_digest().ok_or_else(|| {
+            Error::Malformed("a resource has no size; hash the model directory itself".into())
+        })?;
         let mut files: Vec<ModelFile> = Vec::new();
         for r in manifest.resources() {
             let size = r.size.unwrap_or(0);
@@ -108,7 +112,11 @@ impl Model {
 
     /// The files as a manifest, for comparison with a directory.
     pub fn manifest(&self) -> Manifest {
-        let resources = self.files.iter().flat_map(|f| f.resources.iter().cloned()).collect();
+        let resources = self
+            .files
+            .iter()
+            .flat_map(|f| f.resources.iter().cloned())
+            .collect();
         Manifest::new(self.algorithm, self.method, resources)
     }
 
@@ -119,7 +127,10 @@ impl Model {
 
     /// The role of a path, as attested, or as classified when not attested.
     pub fn role_of(&self, path: &ModelPath) -> Role {
-        self.files.iter().find(|f| &f.path == path).map_or_else(|| Role::classify(path.as_str()), |f| f.role)
+        self.files
+            .iter()
+            .find(|f| &f.path == path)
+            .map_or_else(|| Role::classify(path.as_str()), |f| f.role)
     }
 }
 
@@ -145,7 +156,9 @@ pub enum Error {
     #[error("the signed payload is not an in-toto Statement v1 (`_type` is `{0}`)")]
     StatementType(String),
     /// Another predicate.
-    #[error("the statement's predicate type is `{0}`, not a vouch combined attestation ({PREDICATE_TYPE})")]
+    #[error(
+        "the statement's predicate type is `{0}`, not a vouch combined attestation ({PREDICATE_TYPE})"
+    )]
     PredicateType(String),
     /// Structurally wrong content.
     #[error("the attestation is malformed: {0}")]
@@ -182,7 +195,10 @@ impl Error {
     /// check could not be carried out (I/O).
     pub fn is_rejection(&self) -> bool {
         match self {
-            Self::Model(e) => !matches!(e, vouch_model::Error::Root { .. } | vouch_model::Error::RootNotDirectory { .. }),
+            Self::Model(e) => !matches!(
+                e,
+                vouch_model::Error::Root { .. } | vouch_model::Error::RootNotDirectory { .. }
+            ),
             _ => true,
         }
     }
@@ -204,17 +220,29 @@ impl fmt::Display for RoledDifference {
 }
 
 /// Parse the attestation from a verified payload.
-pub fn from_verified(payload: Verified<SignedPayload>) -> Result<Verified<(Attestation, Signer)>, Error> {
+pub fn from_verified(
+    payload: Verified<SignedPayload>,
+) -> Result<Verified<(Attestation, Signer)>, Error> {
     payload.try_map(|p| Ok((parse_statement(&p.payload)?, p.signer)))
 }
 
 /// The attested image with this digest, or [`Error::ImageNotCovered`].
-pub fn covered_image<'a>(attestation: &'a Verified<(Attestation, Signer)>, digest: &Digest) -> Result<&'a Image, Error> {
+pub fn covered_image<'a>(
+    attestation: &'a Verified<(Attestation, Signer)>,
+    digest: &Digest,
+) -> Result<&'a Image, Error> {
     let (a, _) = attestation.get();
-    a.images.iter().find(|i| &i.digest == digest).ok_or_else(|| Error::ImageNotCovered {
-        wanted: digest.to_string(),
-        covered: a.images.iter().map(|i| format!("{}@{}", i.name, i.digest)).collect(),
-    })
+    a.images
+        .iter()
+        .find(|i| &i.digest == digest)
+        .ok_or_else(|| Error::ImageNotCovered {
+            wanted: digest.to_string(),
+            covered: a
+                .images
+                .iter()
+                .map(|i| format!("{}@{}", i.name, i.digest))
+                .collect(),
+        })
 }
 
 /// Check a model digest pin (`sha256:<hex>`) against the attested model.
@@ -223,7 +251,10 @@ pub fn check_pin(attestation: &Verified<(Attestation, Signer)>, pin: &str) -> Re
     if pin.eq_ignore_ascii_case(&attested.to_string()) {
         Ok(())
     } else {
-        Err(Error::PinMismatch { pinned: pin.to_owned(), attested: attested.to_string() })
+        Err(Error::PinMismatch {
+            pinned: pin.to_owned(),
+            attested: attested.to_string(),
+        })
     }
 }
 
@@ -259,24 +290,45 @@ pub fn check_model(
     progress: Option<&Progress>,
 ) -> Result<Verified<ModelReport>, Error> {
     let model = &attestation.get().0.model;
-    let mut scan = ScanOptions { ignore: model.ignore_paths.clone(), reject_hard_links: options.reject_hard_links };
+    let mut scan = ScanOptions {
+        ignore: model.ignore_paths.clone(),
+        reject_hard_links: options.reject_hard_links,
+    };
     for p in options.extra_ignore.paths() {
         scan.ignore.insert(p.clone());
     }
-    let hash = HashOptions { algorithm: model.algorithm, method: model.method, threads: options.threads, ..Default::default() };
+    let hash = HashOptions {
+        algorithm: model.algorithm,
+        method: model.method,
+        threads: options.threads,
+        ..Default::default()
+    };
     let actual = vouch_model::hash_dir(root, &scan, &hash, progress)?;
     let expected = model.manifest();
-    let differences: Vec<RoledDifference> = vouch_model::diff(expected.resources(), actual.resources())
-        .into_iter()
-        .map(|d| RoledDifference { role: model.role_of(d.path()), difference: d })
-        .collect();
+    let differences: Vec<RoledDifference> =
+        vouch_model::diff(expected.resources(), actual.resources())
+            .into_iter()
+            .map(|d| RoledDifference {
+                role: model.role_of(d.path()),
+                difference: d,
+            })
+            .collect();
     if !differences.is_empty() {
         return Err(Error::Mismatch(differences));
     }
-    let digest = actual.model_digest().ok_or_else(|| Error::Malformed("a hashed file has no size".into()))?;
+    let digest = actual
+        .model_digest()
+        .ok_or_else(|| Error::Malformed("a hashed file has no size".into()))?;
     if digest != model.digest {
         // Unreachable when the diff is empty and the attestation is consistent; kept as a guard.
-        return Err(Error::Malformed(format!("recomputed model digest {digest} differs from {}", model.digest)));
+        return Err(Error::Malformed(format!(
+            "recomputed model digest {digest} differs from {}",
+            model.digest
+        )));
     }
-    Ok(attestation.clone().map(|_| ModelReport { files: actual.file_count(), bytes: actual.total_bytes(), digest }))
+    Ok(attestation.clone().map(|_| ModelReport {
+        files: actual.file_count(),
+        bytes: actual.total_bytes(),
+        digest,
+    }))
 }

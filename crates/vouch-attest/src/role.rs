@@ -61,8 +61,20 @@ impl Role {
             "params.json",
         ];
         const WEIGHT_EXTENSIONS: [&str; 14] = [
-            ".safetensors", ".bin", ".gguf", ".ggml", ".pt", ".pth", ".onnx", ".h5", ".msgpack", ".ckpt", ".tflite",
-            ".npz", ".pdparams", ".mlmodel",
+            ".safetensors",
+            ".bin",
+            ".gguf",
+            ".ggml",
+            ".pt",
+            ".pth",
+            ".onnx",
+            ".h5",
+            ".msgpack",
+            ".ckpt",
+            ".tflite",
+            ".npz",
+            ".pdparams",
+            ".mlmodel",
         ];
         if TOKENIZER_NAMES.contains(&name.as_str()) || name.starts_with("vocab.") {
             Self::Tokenizer

@@ -1,5 +1,12 @@
 //! Build, sign, verify and check combined attestations end to end (in process).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -23,7 +30,10 @@ fn copy_model() -> tempfile::TempDir {
 fn image(byte: u8) -> Image {
     Image {
         name: "registry.example.com/models/tiny-llm".into(),
-        digest: Digest { algorithm: HashAlgorithm::Sha256, bytes: [byte; 32] },
+        digest: Digest {
+            algorithm: HashAlgorithm::Sha256,
+            bytes: [byte; 32],
+        },
         media_type: Some("application/vnd.oci.image.manifest.v1+json".into()),
         reference: Some("v1".into()),
     }
@@ -32,8 +42,21 @@ fn image(byte: u8) -> Image {
 fn attest(dir: &Path, method: Method, algorithm: HashAlgorithm) -> Attestation {
     let mut ignore = IgnoreSet::new();
     ignore.insert_git_paths();
-    let scan = ScanOptions { ignore: ignore.clone(), reject_hard_links: false };
-    let manifest = vouch_model::hash_dir(dir, &scan, &HashOptions { algorithm, method, ..Default::default() }, None).unwrap();
+    let scan = ScanOptions {
+        ignore: ignore.clone(),
+        reject_hard_links: false,
+    };
+    let manifest = vouch_model::hash_dir(
+        dir,
+        &scan,
+        &HashOptions {
+            algorithm,
+            method,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
     Attestation {
         images: vec![image(1)],
         model: Model::from_manifest("tiny-llm", &manifest, ignore).unwrap(),
@@ -41,9 +64,16 @@ fn attest(dir: &Path, method: Method, algorithm: HashAlgorithm) -> Attestation {
     }
 }
 
-fn sign_and_verify(payload: Vec<u8>) -> Result<vouch_trust::Verified<(Attestation, vouch_trust::Signer)>, Error> {
-    let key = vouch_sign::SigningKey::from_pem(&std::fs::read(repo().join("testdata/keys/release.key")).unwrap()).unwrap();
-    let bundle = key.sign_dsse(vouch_bundle::IN_TOTO_PAYLOAD_TYPE, payload).unwrap();
+fn sign_and_verify(
+    payload: Vec<u8>,
+) -> Result<vouch_trust::Verified<(Attestation, vouch_trust::Signer)>, Error> {
+    let key = vouch_sign::SigningKey::from_pem(
+        &std::fs::read(repo().join("testdata/keys/release.key")).unwrap(),
+    )
+    .unwrap();
+    let bundle = key
+        .sign_dsse(vouch_bundle::IN_TOTO_PAYLOAD_TYPE, payload)
+        .unwrap();
     let trust = vouch_trust::Trust::Key(key.public_key().clone());
     let verified = vouch_trust::verify_envelope(&bundle, &trust, SystemTime::now()).unwrap();
     vouch_attest::from_verified(verified)
@@ -60,7 +90,9 @@ fn round_trips_and_checks_the_model_in_every_hashing_mode() {
         let a = attest(dir.path(), method, algorithm);
         let verified = sign_and_verify(vouch_attest::build_statement(&a)).unwrap();
         assert_eq!(verified.get().0, a);
-        let report = vouch_attest::check_model(dir.path(), &verified, &CheckOptions::default(), None).unwrap();
+        let report =
+            vouch_attest::check_model(dir.path(), &verified, &CheckOptions::default(), None)
+                .unwrap();
         assert_eq!(report.get().digest, a.model.digest);
         assert_eq!(report.get().files, 6);
         vouch_attest::covered_image(&verified, &image(1).digest).unwrap();
@@ -72,7 +104,12 @@ fn round_trips_and_checks_the_model_in_every_hashing_mode() {
 fn roles_are_recorded() {
     let dir = copy_model();
     let a = attest(dir.path(), Method::Files, HashAlgorithm::Sha256);
-    let roles: Vec<_> = a.model.files.iter().map(|f| (f.path.as_str(), f.role)).collect();
+    let roles: Vec<_> = a
+        .model
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.role))
+        .collect();
     assert!(roles.contains(&("tokenizer.json", Role::Tokenizer)));
     assert!(roles.contains(&("model.safetensors", Role::Weights)));
     assert!(roles.contains(&("config.json", Role::Config)));
@@ -81,36 +118,64 @@ fn roles_are_recorded() {
 #[test]
 fn another_image_digest_is_not_covered() {
     let dir = copy_model();
-    let verified = sign_and_verify(vouch_attest::build_statement(&attest(dir.path(), Method::Files, HashAlgorithm::Sha256))).unwrap();
+    let verified = sign_and_verify(vouch_attest::build_statement(&attest(
+        dir.path(),
+        Method::Files,
+        HashAlgorithm::Sha256,
+    )))
+    .unwrap();
     let err = vouch_attest::covered_image(&verified, &image(2).digest).unwrap_err();
-    assert!(err.to_string().contains("does not cover image digest sha256:0202"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not cover image digest sha256:0202"),
+        "{err}"
+    );
 }
 
 #[test]
 fn wrong_pin_is_rejected() {
     let dir = copy_model();
-    let verified = sign_and_verify(vouch_attest::build_statement(&attest(dir.path(), Method::Files, HashAlgorithm::Sha256))).unwrap();
-    let err = vouch_attest::check_pin(&verified, &format!("sha256:{}", "0".repeat(64))).unwrap_err();
+    let verified = sign_and_verify(vouch_attest::build_statement(&attest(
+        dir.path(),
+        Method::Files,
+        HashAlgorithm::Sha256,
+    )))
+    .unwrap();
+    let err =
+        vouch_attest::check_pin(&verified, &format!("sha256:{}", "0".repeat(64))).unwrap_err();
     assert!(matches!(err, Error::PinMismatch { .. }));
 }
 
 #[test]
 fn swapped_tokenizer_is_named_with_its_role() {
     let dir = copy_model();
-    let verified = sign_and_verify(vouch_attest::build_statement(&attest(dir.path(), Method::Files, HashAlgorithm::Sha256))).unwrap();
+    let verified = sign_and_verify(vouch_attest::build_statement(&attest(
+        dir.path(),
+        Method::Files,
+        HashAlgorithm::Sha256,
+    )))
+    .unwrap();
     std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
-    let Err(Error::Mismatch(d)) = vouch_attest::check_model(dir.path(), &verified, &CheckOptions::default(), None) else {
+    let Err(Error::Mismatch(d)) =
+        vouch_attest::check_model(dir.path(), &verified, &CheckOptions::default(), None)
+    else {
         panic!("expected a mismatch");
     };
     assert_eq!(d.len(), 1);
-    assert!(d[0].to_string().starts_with("[tokenizer] `tokenizer.json`: size differs"), "{}", d[0]);
+    assert!(
+        d[0].to_string()
+            .starts_with("[tokenizer] `tokenizer.json`: size differs"),
+        "{}",
+        d[0]
+    );
 }
 
 /// Edit the statement JSON, re-sign it, and expect a consistency error containing `want`.
 fn tampered(edit: impl Fn(&mut serde_json::Value), want: &str) {
     let dir = copy_model();
     let a = attest(dir.path(), Method::Files, HashAlgorithm::Sha256);
-    let mut v: serde_json::Value = serde_json::from_slice(&vouch_attest::build_statement(&a)).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&vouch_attest::build_statement(&a)).unwrap();
     edit(&mut v);
     let err = sign_and_verify(serde_json::to_vec(&v).unwrap()).unwrap_err();
     assert!(err.to_string().contains(want), "want {want:?}, got: {err}");
@@ -118,19 +183,46 @@ fn tampered(edit: impl Fn(&mut serde_json::Value), want: &str) {
 
 #[test]
 fn signed_but_inconsistent_statements_are_rejected() {
-    tampered(|v| v["predicate"]["model"]["files"][0]["size"] = 1.into(), "does not match its file list");
-    tampered(|v| v["predicate"]["model"]["files"][0]["path"] = "../escape".into(), "`..` component");
-    tampered(|v| v["predicate"]["model"]["files"][0]["path"] = "/etc/passwd".into(), "absolute");
+    tampered(
+        |v| v["predicate"]["model"]["files"][0]["size"] = 1.into(),
+        "does not match its file list",
+    );
+    tampered(
+        |v| v["predicate"]["model"]["files"][0]["path"] = "../escape".into(),
+        "`..` component",
+    );
+    tampered(
+        |v| v["predicate"]["model"]["files"][0]["path"] = "/etc/passwd".into(),
+        "absolute",
+    );
     tampered(
         |v| {
             let first = v["predicate"]["model"]["files"][0].clone();
-            v["predicate"]["model"]["files"].as_array_mut().unwrap().push(first);
+            v["predicate"]["model"]["files"]
+                .as_array_mut()
+                .unwrap()
+                .push(first);
         },
         "listed twice",
     );
-    tampered(|v| v["subject"][0]["digest"]["sha256"] = "ab".repeat(32).into(), "subjects are not exactly");
-    tampered(|v| v["predicate"]["images"] = serde_json::json!([]), "covers no image");
-    tampered(|v| v["predicateType"] = "https://slsa.dev/provenance/v1".into(), "not a vouch combined attestation");
-    tampered(|v| v["predicate"]["model"]["files"][0]["role"] = "secret".into(), "unknown role");
-    tampered(|v| v["predicate"]["surprise"] = true.into(), "unknown field");
+    tampered(
+        |v| v["subject"][0]["digest"]["sha256"] = "ab".repeat(32).into(),
+        "subjects are not exactly",
+    );
+    tampered(
+        |v| v["predicate"]["images"] = serde_json::json!([]),
+        "covers no image",
+    );
+    tampered(
+        |v| v["predicateType"] = "https://slsa.dev/provenance/v1".into(),
+        "not a vouch combined attestation",
+    );
+    tampered(
+        |v| v["predicate"]["model"]["files"][0]["role"] = "secret".into(),
+        "unknown role",
+    );
+    tampered(
+        |v| v["predicate"]["surprise"] = true.into(),
+        "unknown field",
+    );
 }

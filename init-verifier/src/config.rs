@@ -1,0 +1,111 @@
+//! Flags and environment, then a validated configuration.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Verify a model directory against a signed combined attestation before the model starts.
+///
+/// Every flag can also be set with the environment variable shown, for Kubernetes manifests.
+/// Exit status: 0 verified, 1 rejected, 2 could not decide.
+#[derive(Debug, Parser)]
+#[command(name = "vouch-init", version, about, max_term_width = 100)]
+pub struct Args {
+    /// The mounted model directory to check.
+    #[arg(long, env = "VOUCH_MODEL_DIR", value_name = "DIR")]
+    pub model_dir: PathBuf,
+    /// The attestation bundle (a mounted Secret or ConfigMap, or a downward-API file).
+    #[arg(long, env = "VOUCH_ATTESTATION", value_name = "FILE")]
+    pub attestation: Option<PathBuf>,
+    /// The image the attestation must cover, by digest (`REF@sha256:HEX`).
+    #[arg(long, env = "VOUCH_IMAGE", value_name = "REF@sha256:HEX")]
+    pub image: Option<String>,
+    /// PEM public key of the signer.
+    #[arg(long, env = "VOUCH_KEY", value_name = "PUB")]
+    pub key: Option<PathBuf>,
+    /// The model digest the Pod pins (`sha256:HEX`).
+    #[arg(long, env = "VOUCH_EXPECT_MODEL_DIGEST", value_name = "sha256:HEX")]
+    pub expect_model_digest: Option<String>,
+    /// Where to write the reason, for `kubectl describe pod` [default:
+    /// `/dev/termination-log` when it exists, as it does in a Kubernetes container].
+    #[arg(long, env = "VOUCH_TERMINATION_LOG", value_name = "FILE")]
+    pub termination_log: Option<PathBuf>,
+    /// Hashing threads (0: one per available core).
+    #[arg(long, env = "VOUCH_THREADS", default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// A configuration that has passed every usage check.
+#[derive(Debug)]
+pub struct Config {
+    pub model_dir: PathBuf,
+    pub attestation: PathBuf,
+    pub image_digest: Option<vouch_model::Digest>,
+    pub key: PathBuf,
+    pub pin: Option<String>,
+    pub threads: usize,
+}
+
+/// Why `vouch-init` did not verify.
+#[derive(Debug)]
+pub enum Failure {
+    /// Checked and rejected (exit 1).
+    Rejected(String),
+    /// Could not decide (exit 2).
+    Undecided(String),
+}
+
+impl TryFrom<Args> for Config {
+    type Error = Failure;
+
+    fn try_from(a: Args) -> Result<Self, Failure> {
+        let usage = |m: &str| Failure::Undecided(format!("usage: {m}"));
+        let Some(attestation) = a.attestation else {
+            return Err(usage(
+                "give the attestation with `--attestation FILE` (VOUCH_ATTESTATION); fetching it by `--image` from a registry is not built into this binary yet",
+            ));
+        };
+        let Some(key) = a.key else {
+            return Err(usage(
+                "give the signer's public key with `--key PUB` (VOUCH_KEY)",
+            ));
+        };
+        let image_digest = match &a.image {
+            None => None,
+            Some(r) => {
+                let digest = r
+                    .rsplit_once('@')
+                    .and_then(|(_, d)| d.strip_prefix("sha256:"))
+                    .and_then(|hex| {
+                        vouch_model::Digest::from_hex(vouch_model::HashAlgorithm::Sha256, hex)
+                    });
+                Some(digest.ok_or_else(|| {
+                    usage(&format!("`--image {r}` must name the image by digest: `REPOSITORY@sha256:<64 hex digits>`"))
+                })?)
+            }
+        };
+        if let Some(pin) = &a.expect_model_digest {
+            let ok = pin
+                .strip_prefix("sha256:")
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !ok {
+                return Err(usage(&format!(
+                    "`--expect-model-digest {pin}` is not `sha256:<64 hex digits>`"
+                )));
+            }
+        }
+        if a.expect_model_digest.is_none() && image_digest.is_none() {
+            return Err(usage(
+                "pin what the attestation must cover: `--expect-model-digest sha256:HEX` (VOUCH_EXPECT_MODEL_DIGEST) and/or `--image REF@sha256:HEX`; without a pin any validly signed model would pass",
+            ));
+        }
+        Ok(Self {
+            model_dir: a.model_dir,
+            attestation,
+            image_digest,
+            key,
+            pin: a.expect_model_digest.map(|p| p.to_ascii_lowercase()),
+            threads: a.threads,
+        })
+    }
+}

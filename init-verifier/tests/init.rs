@@ -1,0 +1,474 @@
+//! The tamper matrix: `vouch-init` against a signed attestation of the example model, one
+//! test per way the model volume can differ from what CI signed.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use vouch_attest::{Attestation, Image, Model};
+use vouch_model::{Digest, HashAlgorithm, HashOptions, IgnoreSet, ScanOptions};
+
+const IMAGE: [u8; 32] = [0x11; 32];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    digest: String,
+}
+
+impl Fixture {
+    fn model(&self) -> PathBuf {
+        self.dir.path().join("model")
+    }
+    fn attestation(&self) -> PathBuf {
+        self.dir.path().join("attestation.json")
+    }
+}
+
+/// A copy of the example model and an attestation for it signed with `release.key`.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    for e in std::fs::read_dir(repo().join("testdata/models/tiny-llm")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
+    }
+    let digest = sign_attestation(&model, &dir.path().join("attestation.json"), "release");
+    Fixture { dir, digest }
+}
+
+fn sign_attestation(model: &Path, out: &Path, key: &str) -> String {
+    let mut ignore = IgnoreSet::new();
+    ignore.insert_git_paths();
+    let scan = ScanOptions {
+        ignore: ignore.clone(),
+        reject_hard_links: false,
+    };
+    let manifest = vouch_model::hash_dir(model, &scan, &HashOptions::default(), None).unwrap();
+    let a = Attestation {
+        images: vec![Image {
+            name: "registry.example.com/models/tiny-llm".into(),
+            digest: Digest {
+                algorithm: HashAlgorithm::Sha256,
+                bytes: IMAGE,
+            },
+            media_type: None,
+            reference: None,
+        }],
+        model: Model::from_manifest("tiny-llm", &manifest, ignore).unwrap(),
+        metadata: Default::default(),
+    };
+    let key = vouch_sign::SigningKey::from_pem(
+        &std::fs::read(repo().join(format!("testdata/keys/{key}.key"))).unwrap(),
+    )
+    .unwrap();
+    let bundle = key
+        .sign_dsse(
+            vouch_bundle::IN_TOTO_PAYLOAD_TYPE,
+            vouch_attest::build_statement(&a),
+        )
+        .unwrap();
+    std::fs::write(out, bundle.to_json()).unwrap();
+    a.model.digest.to_string()
+}
+
+fn vouch_init(f: &Fixture, extra: &[&str]) -> Output {
+    let log = f.dir.path().join("termination-log");
+    Command::new(env!("CARGO_BIN_EXE_vouch-init"))
+        .arg("--model-dir")
+        .arg(f.model())
+        .arg("--attestation")
+        .arg(f.attestation())
+        .arg("--key")
+        .arg(repo().join("testdata/keys/release.pub"))
+        .arg("--termination-log")
+        .arg(&log)
+        .args(["--expect-model-digest", &f.digest])
+        .args(extra)
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+/// Run and expect `code`, with `want` in stderr, in the termination log and in the JSON line.
+fn expect(f: &Fixture, extra: &[&str], code: i32, want: &str) {
+    let out = vouch_init(f, extra);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stderr.contains(want), "stderr lacks {want:?}:\n{stderr}");
+    let log = std::fs::read_to_string(f.dir.path().join("termination-log")).unwrap();
+    assert!(log.contains(want), "termination log lacks {want:?}:\n{log}");
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(line["verified"], false);
+}
+
+fn rejected(f: &Fixture, want: &str) {
+    expect(f, &[], 1, want);
+}
+
+fn flip_byte(path: &Path, offset: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset] ^= 0x01;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn accepts_the_untouched_model_and_reports_json() {
+    let f = fixture();
+    let out = vouch_init(
+        &f,
+        &[
+            "--image",
+            &format!(
+                "registry.example.com/models/tiny-llm@sha256:{}",
+                "11".repeat(32)
+            ),
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["verified"], true);
+    assert_eq!(line["modelDigest"], f.digest.as_str());
+    assert_eq!(line["files"], 6);
+    assert!(line["bytes"].as_u64().unwrap() > 8000);
+    assert!(line["seconds"].is_number());
+}
+
+#[test]
+fn flipped_byte_in_weights() {
+    let f = fixture();
+    flip_byte(&f.model().join("model.safetensors"), 4000);
+    rejected(
+        &f,
+        "[weights] `model.safetensors`: content differs (signed sha256:",
+    );
+}
+
+#[test]
+fn flipped_byte_in_tokenizer() {
+    let f = fixture();
+    flip_byte(&f.model().join("tokenizer.json"), 10);
+    rejected(&f, "[tokenizer] `tokenizer.json`: content differs");
+}
+
+#[test]
+fn flipped_byte_in_config() {
+    let f = fixture();
+    flip_byte(&f.model().join("config.json"), 5);
+    rejected(&f, "[config] `config.json`: content differs");
+}
+
+#[test]
+fn truncated_file() {
+    let f = fixture();
+    let p = f.model().join("model.safetensors");
+    let len = std::fs::metadata(&p).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(len - 1)
+        .unwrap();
+    rejected(
+        &f,
+        &format!(
+            "`model.safetensors`: size differs (signed {len} bytes, found {} bytes)",
+            len - 1
+        ),
+    );
+}
+
+#[test]
+fn appended_byte() {
+    let f = fixture();
+    let p = f.model().join("generation_config.json");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&p, bytes).unwrap();
+    rejected(&f, "`generation_config.json`: size differs");
+}
+
+#[test]
+fn file_added() {
+    let f = fixture();
+    std::fs::write(f.model().join("adapter.safetensors"), "lora").unwrap();
+    rejected(
+        &f,
+        "[weights] `adapter.safetensors`: on disk, but not signed",
+    );
+}
+
+#[test]
+fn empty_file_added() {
+    let f = fixture();
+    std::fs::write(f.model().join("empty.txt"), "").unwrap();
+    rejected(&f, "`empty.txt`: on disk, but not signed");
+}
+
+#[test]
+fn file_removed() {
+    let f = fixture();
+    std::fs::remove_file(f.model().join("special_tokens_map.json")).unwrap();
+    rejected(
+        &f,
+        "[tokenizer] `special_tokens_map.json`: signed, but missing on disk",
+    );
+}
+
+#[test]
+fn file_renamed() {
+    let f = fixture();
+    std::fs::rename(
+        f.model().join("config.json"),
+        f.model().join("config.json.bak"),
+    )
+    .unwrap();
+    rejected(
+        &f,
+        "`config.json`: signed under this name, found as `config.json.bak` (renamed)",
+    );
+}
+
+#[test]
+fn file_replaced_by_symlink_inside() {
+    let f = fixture();
+    let p = f.model().join("tokenizer.json");
+    std::fs::rename(&p, f.model().join("real-tokenizer")).unwrap();
+    std::os::unix::fs::symlink("real-tokenizer", &p).unwrap();
+    rejected(&f, "`tokenizer.json` is a symbolic link");
+}
+
+#[test]
+fn file_replaced_by_symlink_outside() {
+    let f = fixture();
+    let outside = f.dir.path().join("outside.json");
+    std::fs::copy(f.model().join("config.json"), &outside).unwrap();
+    std::fs::remove_file(f.model().join("config.json")).unwrap();
+    std::os::unix::fs::symlink(&outside, f.model().join("config.json")).unwrap();
+    rejected(&f, "`config.json` is a symbolic link");
+}
+
+#[test]
+fn directory_where_a_file_was() {
+    let f = fixture();
+    std::fs::remove_file(f.model().join("config.json")).unwrap();
+    std::fs::create_dir(f.model().join("config.json")).unwrap();
+    std::fs::write(f.model().join("config.json/x"), "{}").unwrap();
+    rejected(&f, "`config.json`: signed, but missing on disk");
+}
+
+#[test]
+fn fifo() {
+    let f = fixture();
+    assert!(
+        Command::new("mkfifo")
+            .arg(f.model().join("pipe"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    rejected(&f, "`pipe` is a FIFO, not a regular file");
+}
+
+#[test]
+fn hard_link_out_of_the_model() {
+    let f = fixture();
+    std::fs::hard_link(
+        f.model().join("model.safetensors"),
+        f.dir.path().join("alias"),
+    )
+    .unwrap();
+    rejected(&f, "`model.safetensors` has 2 hard links");
+}
+
+#[test]
+fn unreadable_file() {
+    let f = fixture();
+    let p = f.model().join("tokenizer.json");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&p).is_err() {
+        expect(&f, &[], 1, "cannot read `tokenizer.json`");
+        return;
+    }
+    // Running as root, which reads through permission bits: run vouch-init as `nobody`
+    // instead, with everything but the tokenizer readable to it.
+    for dir in [f.dir.path(), &f.model()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let log = f.dir.path().join("termination-log");
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_vouch-init"))
+        .arg("--model-dir")
+        .arg(f.model())
+        .arg("--attestation")
+        .arg(f.attestation())
+        .arg("--key")
+        .arg(repo().join("testdata/keys/release.pub"))
+        .arg("--termination-log")
+        .arg(&log)
+        .args(["--expect-model-digest", &f.digest])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot read `tokenizer.json`"), "{stderr}");
+}
+
+#[test]
+fn wrong_pin() {
+    let f = fixture();
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch-init"))
+        .arg("--model-dir")
+        .arg(f.model())
+        .arg("--attestation")
+        .arg(f.attestation())
+        .arg("--key")
+        .arg(repo().join("testdata/keys/release.pub"))
+        .arg("--termination-log")
+        .arg(f.dir.path().join("termination-log"))
+        .args([
+            "--expect-model-digest",
+            &format!("sha256:{}", "ab".repeat(32)),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not the attested model digest"));
+}
+
+#[test]
+fn attestation_for_another_model() {
+    let f = fixture();
+    // A validly signed attestation of a different model replaces the mounted one.
+    let other = f.dir.path().join("other-model");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("model.safetensors"), "other").unwrap();
+    sign_attestation(&other, &f.attestation(), "release");
+    rejected(&f, "is not the attested model digest");
+}
+
+#[test]
+fn attestation_for_another_image() {
+    let f = fixture();
+    expect(
+        &f,
+        &[
+            "--image",
+            &format!(
+                "registry.example.com/models/tiny-llm@sha256:{}",
+                "22".repeat(32)
+            ),
+        ],
+        1,
+        "does not cover image digest",
+    );
+}
+
+#[test]
+fn wrong_key() {
+    let f = fixture();
+    sign_attestation(&f.model(), &f.attestation(), "other");
+    rejected(
+        &f,
+        "signature is not trusted: the signature was made with another key",
+    );
+}
+
+#[test]
+fn malformed_attestation() {
+    let f = fixture();
+    let good = std::fs::read_to_string(f.attestation()).unwrap();
+    for (bad, want) in [
+        ("".to_owned(), "not valid JSON"),
+        (good[..good.len() / 2].to_owned(), "not valid JSON"),
+        (
+            good.replace("\"payload\":\"", "\"payload\":\"AAAA"),
+            "signature is not trusted",
+        ),
+        ("[1,2,3]".to_owned(), "not valid JSON"),
+    ] {
+        std::fs::write(f.attestation(), bad).unwrap();
+        rejected(&f, want);
+    }
+}
+
+#[test]
+fn could_not_decide_is_exit_2() {
+    let f = fixture();
+    std::fs::remove_file(f.attestation()).unwrap();
+    expect(&f, &[], 2, "cannot open attestation");
+    let f = fixture();
+    std::fs::remove_dir_all(f.model()).unwrap();
+    expect(&f, &[], 2, "cannot read model directory");
+}
+
+#[test]
+fn no_pin_at_all_is_refused() {
+    let f = fixture();
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch-init"))
+        .arg("--model-dir")
+        .arg(f.model())
+        .arg("--attestation")
+        .arg(f.attestation())
+        .arg("--key")
+        .arg(repo().join("testdata/keys/release.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("without a pin any validly signed model would pass")
+    );
+}
+
+#[test]
+fn environment_only_configuration_works_like_flags() {
+    let f = fixture();
+    let run = |digest: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vouch-init"))
+            .env_clear()
+            .env("VOUCH_MODEL_DIR", f.model())
+            .env("VOUCH_ATTESTATION", f.attestation())
+            .env("VOUCH_KEY", repo().join("testdata/keys/release.pub"))
+            .env("VOUCH_EXPECT_MODEL_DIGEST", digest)
+            .env(
+                "VOUCH_TERMINATION_LOG",
+                f.dir.path().join("termination-log"),
+            )
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run(&f.digest).status.code(), Some(0));
+    assert_eq!(
+        run(&format!("sha256:{}", "ab".repeat(32))).status.code(),
+        Some(1)
+    );
+    flip_byte(&f.model().join("tokenizer.json"), 3);
+    let out = run(&f.digest);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`tokenizer.json`: content differs"));
+}
