@@ -17,9 +17,13 @@ pub struct Args {
     /// The attestation bundle (a mounted Secret or ConfigMap, or a downward-API file).
     #[arg(long, env = "VOUCH_ATTESTATION", value_name = "FILE")]
     pub attestation: Option<PathBuf>,
-    /// The image the attestation must cover, by digest (`REF@sha256:HEX`).
+    /// The image the attestation must cover, by digest (`REF@sha256:HEX`). Without
+    /// `--attestation`, the attestations attached to it are fetched from its registry.
     #[arg(long, env = "VOUCH_IMAGE", value_name = "REF@sha256:HEX")]
     pub image: Option<String>,
+    /// Allow plain HTTP to a registry that is not on the loopback interface.
+    #[arg(long, env = "VOUCH_ALLOW_INSECURE_REGISTRY")]
+    pub allow_insecure_registry: bool,
     /// PEM public key of the signer.
     #[arg(long, env = "VOUCH_KEY", value_name = "PUB")]
     pub key: Option<PathBuf>,
@@ -39,11 +43,23 @@ pub struct Args {
 #[derive(Debug)]
 pub struct Config {
     pub model_dir: PathBuf,
-    pub attestation: PathBuf,
+    pub attestation: Source,
     pub image_digest: Option<vouch_model::Digest>,
     pub key: PathBuf,
     pub pin: Option<String>,
     pub threads: usize,
+}
+
+/// Where the attestation comes from.
+#[derive(Debug)]
+pub enum Source {
+    /// A mounted file.
+    File(PathBuf),
+    /// The attestations attached to this image (pinned by digest) in its registry.
+    Registry {
+        image: vouch_oci::ImageReference,
+        allow_insecure: bool,
+    },
 }
 
 /// Why `vouch-init` did not verify.
@@ -60,28 +76,41 @@ impl TryFrom<Args> for Config {
 
     fn try_from(a: Args) -> Result<Self, Failure> {
         let usage = |m: &str| Failure::Undecided(format!("usage: {m}"));
-        let Some(attestation) = a.attestation else {
-            return Err(usage(
-                "give the attestation with `--attestation FILE` (VOUCH_ATTESTATION); fetching it by `--image` from a registry is not built into this binary yet",
-            ));
-        };
         let Some(key) = a.key else {
             return Err(usage(
                 "give the signer's public key with `--key PUB` (VOUCH_KEY)",
             ));
         };
-        let image_digest = match &a.image {
+        let image = match &a.image {
             None => None,
-            Some(r) => {
-                let digest = r
-                    .rsplit_once('@')
-                    .and_then(|(_, d)| d.strip_prefix("sha256:"))
+            Some(r) => Some(vouch_oci::ImageReference::parse_pinned(r).map_err(|e| {
+                usage(&format!(
+                    "`--image`: {e}{}",
+                    e.hint().map(|h| format!("; {h}")).unwrap_or_default()
+                ))
+            })?),
+        };
+        let image_digest = match &image {
+            None => None,
+            Some(r) => Some(
+                r.digest()
+                    .and_then(|d| d.strip_prefix("sha256:"))
                     .and_then(|hex| {
                         vouch_model::Digest::from_hex(vouch_model::HashAlgorithm::Sha256, hex)
-                    });
-                Some(digest.ok_or_else(|| {
-                    usage(&format!("`--image {r}` must name the image by digest: `REPOSITORY@sha256:<64 hex digits>`"))
-                })?)
+                    })
+                    .ok_or_else(|| usage("`--image` must carry a sha256 digest"))?,
+            ),
+        };
+        let attestation = match (a.attestation, image) {
+            (Some(file), _) => Source::File(file),
+            (None, Some(image)) => Source::Registry {
+                image,
+                allow_insecure: a.allow_insecure_registry,
+            },
+            (None, None) => {
+                return Err(usage(
+                    "give the attestation with `--attestation FILE` (VOUCH_ATTESTATION), or `--image REF@sha256:HEX` (VOUCH_IMAGE) to fetch it from the registry",
+                ));
             }
         };
         if let Some(pin) = &a.expect_model_digest {

@@ -7,7 +7,7 @@ use serde_json::json;
 use vouch_attest::{CheckOptions, ModelReport};
 use vouch_trust::{PublicKey, Trust};
 
-use crate::config::{Config, Failure};
+use crate::config::{Config, Failure, Source};
 
 const MAX_BUNDLE: u64 = 64 << 20;
 
@@ -41,17 +41,55 @@ fn attest_failure(e: vouch_attest::Error) -> Failure {
     }
 }
 
-/// Every check, fail-closed: signature, image, pin, then every byte of the model.
-pub fn run(c: &Config) -> Result<ModelReport, Failure> {
-    let key = PublicKey::from_pem(&read(&c.key, "public key")?)
-        .map_err(|e| Failure::Undecided(format!("`{}`: {e}", c.key.display())))?;
-    let bytes = read(&c.attestation, "attestation")?;
-    let bundle = vouch_bundle::Bundle::from_json(&bytes)
+/// The candidate bundles, each with where it came from.
+fn candidates(source: &Source) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+    match source {
+        Source::File(path) => Ok(vec![(
+            path.display().to_string(),
+            read(path, "attestation")?,
+        )]),
+        Source::Registry {
+            image,
+            allow_insecure,
+        } => {
+            let options = vouch_oci::Options {
+                allow_insecure: *allow_insecure,
+                ..Default::default()
+            };
+            let registry = vouch_oci::BlockingRegistry::for_reference(image, &options)
+                .map_err(|e| Failure::Undecided(e.to_string()))?;
+            let found = registry.fetch_attestations(image).map_err(|e| {
+                Failure::Undecided(format!(
+                    "cannot fetch the attestations of {image}: {e}{}",
+                    e.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default()
+                ))
+            })?;
+            if found.is_empty() {
+                return Err(Failure::Rejected(format!(
+                    "no attestation is attached to {image}\nhint: CI signs and pushes it with `vouch attest --image REF@sha256:... --push`"
+                )));
+            }
+            Ok(found
+                .into_iter()
+                .map(|a| (image.with_digest(&a.manifest_digest).to_string(), a.bundle))
+                .collect())
+        }
+    }
+}
+
+/// Signature, image and pin of one candidate.
+fn check_candidate(
+    bytes: &[u8],
+    key: &PublicKey,
+    c: &Config,
+) -> Result<vouch_trust::Verified<(vouch_attest::Attestation, vouch_trust::Signer)>, Failure> {
+    let bundle = vouch_bundle::Bundle::from_json(bytes)
         .map_err(|e| Failure::Rejected(format!("the attestation is unusable: {e}")))?;
-    let verified = vouch_trust::verify_envelope(&bundle, &Trust::Key(key), SystemTime::now())
-        .map_err(|e| {
-            Failure::Rejected(format!("the attestation's signature is not trusted: {e}"))
-        })?;
+    let verified =
+        vouch_trust::verify_envelope(&bundle, &Trust::Key(key.clone()), SystemTime::now())
+            .map_err(|e| {
+                Failure::Rejected(format!("the attestation's signature is not trusted: {e}"))
+            })?;
     let attestation = vouch_attest::from_verified(verified).map_err(attest_failure)?;
     if let Some(d) = &c.image_digest {
         vouch_attest::covered_image(&attestation, d).map_err(attest_failure)?;
@@ -59,6 +97,54 @@ pub fn run(c: &Config) -> Result<ModelReport, Failure> {
     if let Some(pin) = &c.pin {
         vouch_attest::check_pin(&attestation, pin).map_err(attest_failure)?;
     }
+    Ok(attestation)
+}
+
+/// Every check, fail-closed: signature, image, pin, then every byte of the model.
+pub fn run(c: &Config) -> Result<ModelReport, Failure> {
+    let key = PublicKey::from_pem(&read(&c.key, "public key")?)
+        .map_err(|e| Failure::Undecided(format!("`{}`: {e}", c.key.display())))?;
+    // The first candidate that passes signature, image and pin; the model check follows.
+    let mut reasons = Vec::new();
+    let mut chosen = None;
+    for (origin, bytes) in candidates(&c.attestation)? {
+        match check_candidate(&bytes, &key, c) {
+            Ok(a) => {
+                chosen = Some(a);
+                break;
+            }
+            Err(f) => reasons.push((origin, f)),
+        }
+    }
+    let Some(attestation) = chosen else {
+        return Err(match reasons.len() {
+            1 => reasons
+                .pop()
+                .map_or_else(|| Failure::Rejected(String::new()), |(_, f)| f),
+            _ => {
+                let undecided = reasons
+                    .iter()
+                    .all(|(_, f)| matches!(f, Failure::Undecided(_)));
+                let lines: Vec<String> = reasons
+                    .iter()
+                    .map(|(o, f)| {
+                        let (Failure::Rejected(m) | Failure::Undecided(m)) = f;
+                        format!("  - {o}: {m}")
+                    })
+                    .collect();
+                let m = format!(
+                    "none of the {} attestations passed:\n{}",
+                    reasons.len(),
+                    lines.join("\n")
+                );
+                if undecided {
+                    Failure::Undecided(m)
+                } else {
+                    Failure::Rejected(m)
+                }
+            }
+        });
+    };
     let options = CheckOptions {
         reject_hard_links: true,
         threads: c.threads,

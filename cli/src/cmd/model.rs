@@ -70,7 +70,7 @@ fn inside_model(root: &Path, path: &Path) -> Result<Option<ModelPath>> {
 }
 
 /// Where a (possibly not yet existing) file lies relative to the model root, if inside it.
-fn file_in_model(root: &Path, file: &Path) -> Option<ModelPath> {
+pub fn file_in_model(root: &Path, file: &Path) -> Option<ModelPath> {
     let parent = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -99,7 +99,7 @@ pub fn ignore_set(root: &Path, args: &IgnoreArgs) -> Result<IgnoreSet> {
     Ok(set)
 }
 
-fn hash_options(args: &HashingArgs) -> HashOptions {
+pub fn hash_options(args: &HashingArgs) -> HashOptions {
     HashOptions {
         algorithm: match args.hash {
             HashArg::Sha256 => HashAlgorithm::Sha256,
@@ -134,7 +134,7 @@ fn method_label(m: Method) -> String {
     }
 }
 
-fn human_bytes(n: u64) -> String {
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut unit = 0;
@@ -169,7 +169,7 @@ fn manifest_json(m: &Manifest) -> serde_json::Value {
     })
 }
 
-fn print_json(v: &serde_json::Value) -> Result {
+pub fn print_json(v: &serde_json::Value) -> Result {
     let text = serde_json::to_string_pretty(v).map_err(Failure::undecided)?;
     println!("{text}");
     Ok(())

@@ -1,0 +1,389 @@
+//! `vouch attest`, `vouch verify`, `vouch inspect`: the combined attestation.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde_json::json;
+use vouch_attest::{Attestation, CheckOptions, Model};
+use vouch_bundle::Bundle;
+use vouch_model::{Digest, ScanOptions};
+use vouch_trust::{Signer, Verified};
+
+use super::model::{hash_model, human_bytes, ignore_set, load_trust, model_root, print_json};
+use super::registry;
+use crate::args::{AttestArgs, InspectArgs, VerifyArgs};
+use crate::failure::{Failure, Result};
+use crate::files;
+use crate::progress::with_bar;
+
+fn parse_annotations(pairs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for pair in pairs {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(Failure::undecided(format!(
+                "`--annotate {pair}` is not KEY=VALUE"
+            )));
+        };
+        let valid = !k.is_empty()
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
+        if !valid {
+            return Err(Failure::undecided(format!(
+                "annotation key `{k}` may only use letters, digits and `._-/`"
+            )));
+        }
+        if out.insert(k.to_owned(), v.to_owned()).is_some() {
+            return Err(Failure::undecided(format!(
+                "annotation `{k}` is given twice"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+pub fn attest(args: AttestArgs) -> Result {
+    let annotations = parse_annotations(&args.annotate)?;
+    let key = vouch_sign::SigningKey::from_pem(&files::read(&args.key, "private key")?)
+        .map_err(|e| Failure::undecided(format!("`{}`: {e}", args.key.display())))?;
+    let quiet = args.output_format.quiet || args.output_format.json;
+
+    // The image first: a wrong reference should fail before minutes of hashing.
+    let (image, remote) = match (&args.image, &args.image_layout) {
+        (Some(r), _) => {
+            let (image, resolved) = registry::resolve(r, &args.registry)?;
+            (image, Some(resolved))
+        }
+        (None, Some(layout)) => (
+            registry::resolve_layout(layout, args.image_name.as_deref())?,
+            None,
+        ),
+        (None, None) => {
+            return Err(Failure::undecided(
+                "give `--image REF` or `--image-layout DIR[:TAG]`",
+            ));
+        }
+    };
+    if !quiet && let Some(tag) = &image.reference {
+        eprintln!(
+            "resolved `{tag}` to {}; the digest is what gets signed",
+            image.digest
+        );
+    }
+
+    let root = model_root(&args.model)?;
+    let mut ignore = ignore_set(&root, &args.hashing.ignore)?;
+    if let Some(out) = &args.output
+        && let Some(inside) = super::model::file_in_model(&root, out)
+    {
+        ignore.insert(inside);
+    }
+    let scan = ScanOptions {
+        ignore: ignore.clone(),
+        reject_hard_links: false,
+    };
+    let manifest = hash_model(
+        &root,
+        &scan,
+        &super::model::hash_options(&args.hashing),
+        quiet,
+    )?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        root.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let model = Model::from_manifest(&name, &manifest, ignore).map_err(Failure::undecided)?;
+    let attestation = Attestation {
+        images: vec![image],
+        model,
+        metadata: annotations,
+    };
+    let bundle = key.sign_dsse(
+        vouch_bundle::IN_TOTO_PAYLOAD_TYPE,
+        vouch_attest::build_statement(&attestation),
+    )?;
+    let bundle_json = bundle.to_json();
+
+    if let Some(out) = &args.output {
+        files::write_atomic(out, &bundle_json, 0o644)?;
+    }
+    let pushed = match (&remote, args.push) {
+        (Some(image), true) => Some(
+            registry::push(
+                image,
+                &attestation.model.digest,
+                &bundle_json,
+                &args.registry,
+            )?
+            .reference,
+        ),
+        (None, true) => {
+            return Err(Failure::undecided(
+                "`--push` needs `--image REF`: an image layout has no registry to push to",
+            ));
+        }
+        _ => None,
+    };
+
+    let a = &attestation;
+    let img = a.images.first();
+    if args.output_format.json {
+        return print_json(&json!({
+            "image": img.map(|i| format!("{}@{}", i.name, i.digest)),
+            "model": a.model.name,
+            "modelDigest": a.model.digest.to_string(),
+            "files": a.model.files.len(),
+            "bytes": a.model.total_bytes(),
+            "output": args.output,
+            "pushed": pushed,
+        }));
+    }
+    if !args.output_format.quiet {
+        if let Some(i) = img {
+            eprintln!("attested image {}@{}", i.name, i.digest);
+        }
+        eprintln!(
+            "    with model `{}`: {} files, {}\nmodel digest: {}",
+            a.model.name,
+            a.model.files.len(),
+            human_bytes(a.model.total_bytes()),
+            a.model.digest
+        );
+        if let Some(out) = &args.output {
+            eprintln!("bundle: {}", out.display());
+        }
+        if let Some(p) = &pushed {
+            eprintln!("pushed: {p}");
+        }
+        eprintln!(
+            "pin it in the Pod: `vouch.dev/model-digest: \"{}\"`",
+            a.model.digest
+        );
+    }
+    Ok(())
+}
+
+/// A bundle that verified under the trust given, with the attestation it carries.
+type VerifiedAttestation = Verified<(Attestation, Signer)>;
+
+fn verify_bundle_bytes(bytes: &[u8], trust: &vouch_trust::Trust) -> Result<VerifiedAttestation> {
+    let bundle = Bundle::from_json(bytes)?;
+    let verified = vouch_trust::verify_envelope(&bundle, trust, SystemTime::now())?;
+    vouch_attest::from_verified(verified).map_err(attest_failure)
+}
+
+pub fn attest_failure(e: vouch_attest::Error) -> Failure {
+    match e {
+        vouch_attest::Error::Mismatch(diffs) => {
+            let mut f = Failure::rejected(vouch_attest::Error::Mismatch(diffs.clone()));
+            for d in &diffs {
+                f = f.detail(d);
+            }
+            f.hint("the files on disk are not the files CI attested: restore them from the release, or attest the model again")
+        }
+        vouch_attest::Error::Model(m) => m.into(),
+        vouch_attest::Error::ImageNotCovered { .. } => Failure::rejected(e)
+            .hint("this attestation was made for another image; attest this image digest with `vouch attest --image REF@sha256:...`"),
+        vouch_attest::Error::PinMismatch { .. } => Failure::rejected(e)
+            .hint("set the Pod's `vouch.dev/model-digest` to the digest printed by `vouch attest`"),
+        other => Failure::rejected(other),
+    }
+}
+
+pub fn verify(args: VerifyArgs) -> Result {
+    let trust = load_trust(&args.trust)?;
+    let image_digest = match &args.image {
+        Some(r) => Some(registry::require_digest(r)?),
+        None => None,
+    };
+    // Candidates: the given file, or every attestation attached to the image.
+    let candidates: Vec<(String, Vec<u8>)> = match (&args.attestation, &args.image) {
+        (Some(file), _) => vec![(
+            file.display().to_string(),
+            files::read(file, "attestation")?,
+        )],
+        (None, Some(r)) => registry::fetch(r, &args.registry)?,
+        (None, None) => {
+            return Err(Failure::undecided(
+                "give `--attestation FILE` or `--image REF@sha256:HEX`",
+            ));
+        }
+    };
+    if candidates.is_empty() {
+        let r = args.image.as_deref().unwrap_or_default();
+        return Err(Failure::rejected(format!("no attestation is attached to `{r}`"))
+            .hint("sign and push one in CI: `vouch attest --image REF@sha256:... --model DIR --key KEY --push`"));
+    }
+    // Accept the first candidate that passes every check; report why the others failed.
+    let mut failures = Vec::new();
+    let mut accepted = None;
+    for (source, bytes) in &candidates {
+        let checked = verify_bundle_bytes(bytes, &trust).and_then(|v| {
+            if let Some(d) = &image_digest {
+                vouch_attest::covered_image(&v, d).map_err(attest_failure)?;
+            }
+            if let Some(pin) = &args.expect_model_digest {
+                vouch_attest::check_pin(&v, pin).map_err(attest_failure)?;
+            }
+            Ok(v)
+        });
+        match checked {
+            Ok(v) => {
+                accepted = Some((source, v));
+                break;
+            }
+            Err(f) => failures.push((source, f)),
+        }
+    }
+    let Some((source, verified)) = accepted else {
+        if let [(_, only)] = failures.as_mut_slice() {
+            return Err(std::mem::replace(only, Failure::rejected("")));
+        }
+        let mut f = Failure::rejected(format!(
+            "none of the {} attestations passed",
+            failures.len()
+        ));
+        for (source, failure) in &failures {
+            f = f.detail(format!("{source}: {}", failure.message));
+        }
+        return Err(f);
+    };
+    let report = match &args.model {
+        Some(dir) => {
+            let root = model_root(dir)?;
+            let quiet = args.output.quiet || args.output.json;
+            let r = with_bar(None, quiet, |p| {
+                vouch_attest::check_model(&root, &verified, &CheckOptions::default(), p)
+            })
+            .map_err(attest_failure)?;
+            Some(r.into_inner())
+        }
+        None => None,
+    };
+    let (a, signer) = verified.get();
+    if args.output.json {
+        return print_json(&json!({
+            "verified": true,
+            "source": source,
+            "signer": signer.to_string(),
+            "images": a.images.iter().map(|i| format!("{}@{}", i.name, i.digest)).collect::<Vec<_>>(),
+            "model": a.model.name,
+            "modelDigest": a.model.digest.to_string(),
+            "modelChecked": report.as_ref().map(|r| json!({"files": r.files, "bytes": r.bytes})),
+        }));
+    }
+    if !args.output.quiet {
+        let mut out = format!("verified: attestation signed by {signer}\n");
+        for i in &a.images {
+            out.push_str(&format!("  image {}@{}\n", i.name, i.digest));
+        }
+        out.push_str(&format!("  model `{}` {}\n", a.model.name, a.model.digest));
+        match &report {
+            Some(r) => out.push_str(&format!(
+                "  model files on disk match: {} files, {}\n",
+                r.files,
+                human_bytes(r.bytes)
+            )),
+            None => out.push_str("  model files not checked (add `--model DIR`)\n"),
+        }
+        print!("{out}");
+    }
+    Ok(())
+}
+
+fn digest_of(d: &Digest) -> String {
+    d.to_string()
+}
+
+fn inspect_one(source: &str, bytes: &[u8], json_out: bool) -> Result<serde_json::Value> {
+    let bundle = Bundle::from_json(bytes)?;
+    let a = vouch_attest::parse_statement(&bundle.envelope.payload).map_err(attest_failure)?;
+    let signer = match &bundle.material {
+        vouch_bundle::Material::PublicKey { hint } => {
+            format!("public key {}", hint.as_deref().unwrap_or("(no hint)"))
+        }
+        vouch_bundle::Material::Certificates(c) => {
+            format!("certificate chain of {} certificate(s)", c.len())
+        }
+        _ => "unknown".to_owned(),
+    };
+    let mut by_role: BTreeMap<&str, Vec<&vouch_attest::ModelFile>> = BTreeMap::new();
+    for f in &a.model.files {
+        by_role.entry(f.role.name()).or_default().push(f);
+    }
+    if !json_out {
+        let mut out = format!(
+            "attestation: {source}\n  signature: NOT verified here (run `vouch verify`)\n  signer: {signer}\n"
+        );
+        for i in &a.images {
+            out.push_str(&format!("  image: {}@{}", i.name, digest_of(&i.digest)));
+            if let Some(r) = &i.reference {
+                out.push_str(&format!(" (signed as `{r}`)"));
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "  model: `{}` {} ({} files, {}, {})\n",
+            a.model.name,
+            a.model.digest,
+            a.model.files.len(),
+            human_bytes(a.model.total_bytes()),
+            a.model.algorithm
+        ));
+        for (role, files) in &by_role {
+            out.push_str(&format!("    {role}:\n"));
+            for f in files {
+                out.push_str(&format!(
+                    "      {:<40} {:>10}\n",
+                    f.path.as_str(),
+                    human_bytes(f.size)
+                ));
+            }
+        }
+        if !a.metadata.is_empty() {
+            out.push_str("  metadata:\n");
+            for (k, v) in &a.metadata {
+                out.push_str(&format!("    {k}: {v}\n"));
+            }
+        }
+        print!("{out}");
+    }
+    Ok(json!({
+        "source": source,
+        "verified": false,
+        "signer": signer,
+        "images": a.images.iter().map(|i| json!({"name": i.name, "digest": digest_of(&i.digest), "reference": i.reference})).collect::<Vec<_>>(),
+        "model": {
+            "name": a.model.name,
+            "digest": a.model.digest.to_string(),
+            "hash": a.model.algorithm.name(),
+            "files": a.model.files.iter().map(|f| json!({"path": f.path.as_str(), "size": f.size, "role": f.role.name()})).collect::<Vec<_>>(),
+        },
+        "metadata": a.metadata,
+    }))
+}
+
+pub fn inspect(args: InspectArgs) -> Result {
+    let items: Vec<(String, Vec<u8>)> = match (&args.file, &args.image) {
+        (Some(f), _) => vec![(f.display().to_string(), files::read(f, "attestation")?)],
+        (None, Some(r)) => registry::fetch(r, &args.registry)?,
+        (None, None) => {
+            return Err(Failure::undecided(
+                "give a bundle FILE or `--image REF@sha256:HEX`",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(Failure::rejected(
+            "no attestation is attached to this image",
+        ));
+    }
+    let mut all = Vec::new();
+    for (source, bytes) in &items {
+        all.push(inspect_one(source, bytes, args.json)?);
+    }
+    if args.json {
+        return print_json(&serde_json::Value::Array(all));
+    }
+    Ok(())
+}
