@@ -1,0 +1,111 @@
+//! Load generator: HTTPS keep-alive, N reviews in flight, prints reviews/s, p50/p99, errors.
+//!
+//! ```sh
+//! cargo run --release -p vouch-admission --example loadgen -- \
+//!   --addr 127.0.0.1:8443 --ca DIR/ca.pem --review testdata/admission/pod-allowed.json \
+//!   [--requests 100000] [--concurrency 64] [--distinct N]
+//! ```
+//! `--distinct N` rewrites the request uid per request and, with N > 0, spreads requests
+//! over N image digests (cold-cache runs: each digest is fetched and verified once).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let addr: std::net::SocketAddr = arg(&args, "--addr")
+        .unwrap_or("127.0.0.1:8443".into())
+        .parse()
+        .unwrap();
+    let ca = arg(&args, "--ca").expect("--ca CA.pem");
+    let review = std::fs::read_to_string(arg(&args, "--review").expect("--review FILE")).unwrap();
+    let total: usize = arg(&args, "--requests").map_or(100_000, |s| s.parse().unwrap());
+    let conc: usize = arg(&args, "--concurrency").map_or(64, |s| s.parse().unwrap());
+    let distinct: usize = arg(&args, "--distinct").map_or(0, |s| s.parse().unwrap());
+    let from = arg(&args, "--digest-from").unwrap_or_else(|| "a1".repeat(32));
+    let tls = common::tls_config(std::path::Path::new(&ca));
+    let next = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let review = Arc::new(review);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (tls, next, errors, review, from) = (
+            tls.clone(),
+            next.clone(),
+            errors.clone(),
+            review.clone(),
+            from.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut conn = common::Conn::open(addr, tls.clone()).await.unwrap();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let mut body = review.replace(
+                    "11111111-0000-0000-0000-000000000001",
+                    &format!("{i:08x}-0000-4000-8000-000000000000"),
+                );
+                if distinct > 0 {
+                    body = body.replace(&from, &format!("{:064x}", i % distinct + 1));
+                }
+                let t = Instant::now();
+                match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    conn.request("POST", "/validate", body.into_bytes()),
+                )
+                .await
+                {
+                    Ok(Ok((200, _))) => lat.push(t.elapsed()),
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        conn = common::Conn::open(addr, tls.clone()).await.unwrap();
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    let mut all: Vec<Duration> = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "requests={} ok={} errors={} concurrency={conc} elapsed={secs:.2}s reviews/s={:.0} p50={:.2}ms p99={:.2}ms max={:.2}ms",
+        total,
+        all.len(),
+        errors.load(Ordering::Relaxed),
+        all.len() as f64 / secs,
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        all.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+}

@@ -1,0 +1,130 @@
+//! Where attestation bundles come from: a small trait, so the webhook does not care whether
+//! they come from the registry (production) or from recorded files (tests, air-gapped).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use vouch_policy::ImageRef;
+
+/// Why bundles could not be fetched. Never a verdict: the webhook answers "could not
+/// verify" and denies.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The store did not answer (connection refused, DNS, timeout).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// It answered with an error.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A boxed future, so the trait stays object-safe without extra crates.
+pub type Fetch<'a> = Pin<Box<dyn Future<Output = Result<Vec<Vec<u8>>, SourceError>> + Send + 'a>>;
+
+/// Fetches the combined-attestation bundles (JSON) stored for an image digest.
+pub trait AttestationSource: Send + Sync + 'static {
+    /// The bundles for `image` (pinned by digest). No bundles is `Ok(vec![])`.
+    fn fetch<'a>(&'a self, image: &'a ImageRef) -> Fetch<'a>;
+}
+
+/// An attestation directory: `DIR/<sha256 hex of the image digest>/*.json`.
+#[derive(Debug, Clone)]
+pub struct DirSource {
+    pub dir: PathBuf,
+}
+
+impl AttestationSource for DirSource {
+    fn fetch<'a>(&'a self, image: &'a ImageRef) -> Fetch<'a> {
+        Box::pin(async move {
+            let Some(d) = image.digest else {
+                return Ok(Vec::new());
+            };
+            let dir = self.dir.join(d.hex());
+            tokio::task::spawn_blocking(move || read_dir_bundles(&dir))
+                .await
+                .map_err(|e| SourceError::Failed(format!("reader task failed: {e}")))?
+        })
+    }
+}
+
+fn read_dir_bundles(dir: &std::path::Path) -> Result<Vec<Vec<u8>>, SourceError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(SourceError::Failed(format!("{}: {e}", dir.display()))),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| std::fs::read(p).map_err(|e| SourceError::Failed(format!("{}: {e}", p.display()))))
+        .collect()
+}
+
+/// The registry, through `vouch-oci`: the referrers API, then the referrers tag schema.
+/// One client per registry host, made on first use and kept (its token cache with it).
+#[derive(Debug)]
+pub struct RegistrySource {
+    options: vouch_oci::Options,
+    clients: std::sync::Mutex<HashMap<String, Arc<vouch_oci::Registry>>>,
+}
+
+impl RegistrySource {
+    /// A source using `options` for every registry (credentials from the docker config).
+    #[must_use]
+    pub fn new(options: vouch_oci::Options) -> Self {
+        Self {
+            options,
+            clients: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(
+        &self,
+        image: &vouch_oci::ImageReference,
+    ) -> Result<Arc<vouch_oci::Registry>, SourceError> {
+        let mut clients = self
+            .clients
+            .lock()
+            .map_err(|_| SourceError::Failed("registry client table poisoned".into()))?;
+        if let Some(c) = clients.get(image.registry()) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(
+            vouch_oci::Registry::for_reference(image, &self.options)
+                .map_err(|e| SourceError::Failed(e.to_string()))?,
+        );
+        clients.insert(image.registry().to_owned(), c.clone());
+        Ok(c)
+    }
+}
+
+impl AttestationSource for RegistrySource {
+    fn fetch<'a>(&'a self, image: &'a ImageRef) -> Fetch<'a> {
+        Box::pin(async move {
+            let Some(d) = image.digest else {
+                return Ok(Vec::new());
+            };
+            let pinned = vouch_oci::ImageReference::parse_pinned(&format!(
+                "{}@sha256:{}",
+                image.repository,
+                d.hex()
+            ))
+            .map_err(|e| SourceError::Failed(e.to_string()))?;
+            let client = self.client(&pinned)?;
+            match client.fetch_attestations(&pinned).await {
+                Ok(found) => Ok(found.into_iter().map(|a| a.bundle).collect()),
+                Err(e) if e.is_unreachable() => Err(SourceError::Unreachable(e.to_string())),
+                Err(e) => Err(SourceError::Failed(e.to_string())),
+            }
+        })
+    }
+}

@@ -1,0 +1,142 @@
+//! From bundle bytes (however they were fetched) to verified attestations for one image.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use vouch_attest::Attestation;
+use vouch_bundle::Bundle;
+use vouch_trust::{Signer, Trust, Verified};
+
+use crate::image::ImageRef;
+use crate::policy::{AuthorityKind, Policy};
+
+/// An attestation that verified against a named authority and covers the image digest.
+#[derive(Debug, Clone)]
+pub struct TrustedAttestation {
+    /// The authority whose key verified it.
+    pub authority: String,
+    /// The verified attestation.
+    pub attestation: Verified<(Attestation, Signer)>,
+}
+
+/// What the bundles stored for one image established. Only [`verify_image`] builds one.
+#[derive(Debug, Clone)]
+pub struct ImageAttestations {
+    verified: Vec<TrustedAttestation>,
+    rejected: Vec<String>,
+}
+
+impl ImageAttestations {
+    /// The attestations that verified and cover the image.
+    pub fn verified(&self) -> &[TrustedAttestation] {
+        &self.verified
+    }
+
+    /// Why each other bundle was not accepted.
+    pub fn rejected(&self) -> &[String] {
+        &self.rejected
+    }
+
+    /// No bundle at all was found.
+    pub fn is_empty(&self) -> bool {
+        self.verified.is_empty() && self.rejected.is_empty()
+    }
+}
+
+/// The result of looking up one image.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// The bundles were fetched and checked.
+    Checked(ImageAttestations),
+    /// They could not be fetched (registry unreachable, slow, refused): not a verdict.
+    Unavailable(String),
+}
+
+/// Results per pinned image (`REPOSITORY@sha256:HEX`, [`ImageRef::pinned`]).
+pub type Attestations = HashMap<String, Lookup>;
+
+/// Check every bundle in `bundles` (JSON) against the authorities the policy names for
+/// `image`, at time `now`. A bundle is accepted when one of those authorities verifies
+/// its signature, it parses as a combined attestation, and it covers the image's digest.
+pub fn verify_image(
+    policy: &Policy,
+    image: &ImageRef,
+    bundles: &[Vec<u8>],
+    now: SystemTime,
+) -> ImageAttestations {
+    let mut names: Vec<&str> = Vec::new();
+    for rule in policy.rules_for(&image.repository) {
+        for a in &rule.authorities {
+            if !names.contains(&a.as_str()) {
+                names.push(a);
+            }
+        }
+    }
+    let mut out = ImageAttestations {
+        verified: Vec::new(),
+        rejected: Vec::new(),
+    };
+    let Some(digest) = image.digest else {
+        out.rejected
+            .push("the image is not pinned by digest, so no attestation can cover it".into());
+        return out;
+    };
+    for (n, bytes) in bundles.iter().enumerate() {
+        let label = format!("attestation #{}", n + 1);
+        let bundle = match Bundle::from_json(bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                out.rejected.push(format!("{label} is not a bundle: {e}"));
+                continue;
+            }
+        };
+        let mut reasons: Vec<String> = Vec::new();
+        let mut accepted = false;
+        for name in &names {
+            let Some(authority) = policy.authority(name) else {
+                continue;
+            };
+            let trust = match &authority.kind {
+                AuthorityKind::Key(k) => Trust::Key(k.clone()),
+                AuthorityKind::Keyless { .. } => {
+                    reasons.push(format!(
+                        "authority `{name}` is keyless, which this build cannot verify yet"
+                    ));
+                    continue;
+                }
+            };
+            let payload = match vouch_trust::verify_envelope(&bundle, &trust, now) {
+                Ok(p) => p,
+                Err(e) => {
+                    reasons.push(format!("not signed by `{name}`: {e}"));
+                    continue;
+                }
+            };
+            let attestation = match vouch_attest::from_verified(payload) {
+                Ok(a) => a,
+                Err(e) => {
+                    reasons.push(format!("signed by `{name}` but unusable: {e}"));
+                    continue;
+                }
+            };
+            if let Err(e) = vouch_attest::covered_image(&attestation, &digest) {
+                reasons.push(format!("signed by `{name}`, but {e}"));
+                continue;
+            }
+            out.verified.push(TrustedAttestation {
+                authority: (*name).to_owned(),
+                attestation,
+            });
+            accepted = true;
+            break;
+        }
+        if !accepted {
+            if names.is_empty() {
+                reasons.push("the policy names no authority for this image".into());
+            }
+            out.rejected
+                .push(format!("{label}: {}", reasons.join("; ")));
+        }
+    }
+    out
+}
