@@ -26,6 +26,123 @@ pub enum Command {
     /// Hash, sign and verify model directories (OpenSSF Model Signing format).
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Sign an image and a model together into one combined attestation.
+    Attest(AttestArgs),
+    /// Verify a combined attestation: signature, image digest and (with --model) every file.
+    Verify(VerifyArgs),
+    /// Show what an attestation says (signer, images, model files by role, metadata).
+    Inspect(InspectArgs),
+    /// Trust policies: check manifests offline with the admission decision.
+    #[command(subcommand)]
+    Policy(crate::cmd::policy::PolicyCommand),
+    /// Verify any Sigstore bundle (certificate identity or managed key), offline: the
+    /// sigstore-conformance protocol.
+    VerifyBundle(crate::cmd::verify_bundle::VerifyBundleArgs),
+}
+
+/// Registry access.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Allow plain HTTP to a registry that is not on the loopback interface.
+    #[arg(long)]
+    pub allow_insecure_registry: bool,
+    /// Registry user name (default: from the docker config).
+    #[arg(long, env = "VOUCH_REGISTRY_USERNAME", value_name = "USER")]
+    pub registry_username: Option<String>,
+    /// Registry password or token (prefer the environment variable).
+    #[arg(
+        long,
+        env = "VOUCH_REGISTRY_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub registry_password: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// The image, by digest (`REF@sha256:HEX`) or tag (resolved to its digest, which is what
+    /// gets signed).
+    #[arg(
+        long,
+        value_name = "REF",
+        required_unless_present = "image_layout",
+        conflicts_with = "image_layout"
+    )]
+    pub image: Option<String>,
+    /// A local OCI image layout (as written by `umoci` or `skopeo copy oci:`), `DIR[:TAG]`.
+    #[arg(long, value_name = "DIR[:TAG]")]
+    pub image_layout: Option<String>,
+    /// Image name recorded for `--image-layout` [default: the layout directory's name].
+    #[arg(long, value_name = "NAME", requires = "image_layout")]
+    pub image_name: Option<String>,
+    /// The model directory.
+    #[arg(long, value_name = "DIR")]
+    pub model: std::path::PathBuf,
+    /// Model name [default: the directory's name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// PEM private key (ECDSA P-256 or P-384).
+    #[arg(long, value_name = "KEY")]
+    pub key: std::path::PathBuf,
+    /// Free metadata recorded in the attestation (version, dataset, owner, purpose,
+    /// license, ...). Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub annotate: Vec<String>,
+    /// Write the bundle here.
+    #[arg(long, value_name = "FILE", required_unless_present = "push")]
+    pub output: Option<std::path::PathBuf>,
+    /// Store the bundle in the image's repository, attached to the image (OCI referrer).
+    #[arg(long, conflicts_with = "image_layout")]
+    pub push: bool,
+    #[command(flatten)]
+    pub hashing: HashingArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub output_format: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A bundle file to verify.
+    #[arg(long, value_name = "FILE", required_unless_present = "image")]
+    pub attestation: Option<std::path::PathBuf>,
+    /// The image by digest (`REF@sha256:HEX`). Without `--attestation`, its attestations are
+    /// fetched from the registry; with it, the file must cover this image.
+    #[arg(long, value_name = "REF@sha256:HEX")]
+    pub image: Option<String>,
+    /// Also check every file of this model directory against the attestation.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<std::path::PathBuf>,
+    /// The model digest the deployment pins (`sha256:HEX`).
+    #[arg(long, value_name = "sha256:HEX")]
+    pub expect_model_digest: Option<String>,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A bundle file.
+    #[arg(
+        value_name = "FILE",
+        required_unless_present = "image",
+        conflicts_with = "image"
+    )]
+    pub file: Option<std::path::PathBuf>,
+    /// Show the attestations stored in the registry for this image (`REF@sha256:HEX`).
+    #[arg(long, value_name = "REF@sha256:HEX")]
+    pub image: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Machine-readable JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
