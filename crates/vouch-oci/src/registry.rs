@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 
 use crate::auth::Credentials;
@@ -92,6 +92,9 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// A self-signed CA certificate whose key no longer exists (see `Registry::for_reference`).
+const NO_TRUST_ANCHOR: &[u8] = include_bytes!("no-trust-anchor.pem");
+
 const IMAGE_TYPES: &[&str] = &[
     OCI_MANIFEST,
     OCI_INDEX,
@@ -109,8 +112,22 @@ impl Registry {
         } else {
             ClientProtocol::Https
         };
+        // A plain-HTTP client never speaks TLS, so it needs no roots: give it one anchor whose
+        // private key was discarded when it was made. That keeps reqwest from loading every
+        // certificate under /etc/ssl/certs (about 300 files, most of the run time of
+        // `vouch verify --image` against a loopback registry), and a TLS connection it might
+        // make anyway could never be trusted.
+        let tls_certs_only = if plain {
+            vec![Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: NO_TRUST_ANCHOR.to_vec(),
+            }]
+        } else {
+            Vec::new()
+        };
         let config = ClientConfig {
             protocol,
+            tls_certs_only,
             connect_timeout: Some(options.timeout.min(Duration::from_secs(10))),
             read_timeout: Some(options.timeout),
             user_agent: concat!("vouch/", env!("CARGO_PKG_VERSION")),
