@@ -119,11 +119,28 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "sha256:HEX")]
     pub expect_model_digest: Option<String>,
     #[command(flatten)]
-    pub trust: TrustArgs,
+    pub trust: VerifyTrustArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Whom `vouch verify` trusts: one key, a certificate chain, or a trust policy.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct VerifyTrustArgs {
+    /// PEM public key (ECDSA P-256 or P-384) of the signer.
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
+    /// PEM certificates of the authorities that issue signing certificates
+    /// (model-signing's certificate mode).
+    #[arg(long, value_name = "CA.pem")]
+    pub certificate_chain: Option<PathBuf>,
+    /// The trust policy (YAML, `vouch.dev/v1alpha1` `TrustPolicy`): the authorities of its
+    /// `images` rules that match `--image` may sign. Needs `--image REF@sha256:HEX`.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

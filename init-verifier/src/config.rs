@@ -27,6 +27,10 @@ pub struct Args {
     /// PEM public key of the signer.
     #[arg(long, env = "VOUCH_KEY", value_name = "PUB")]
     pub key: Option<PathBuf>,
+    /// The trust policy (YAML, `vouch.dev/v1alpha1` `TrustPolicy`), instead of `--key`: the
+    /// authorities of its `images` rules that match `--image` may sign. Needs `--image`.
+    #[arg(long, env = "VOUCH_POLICY", value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// The model digest the Pod pins (`sha256:HEX`).
     #[arg(long, env = "VOUCH_EXPECT_MODEL_DIGEST", value_name = "sha256:HEX")]
     pub expect_model_digest: Option<String>,
@@ -45,9 +49,23 @@ pub struct Config {
     pub model_dir: PathBuf,
     pub attestation: Source,
     pub image_digest: Option<vouch_model::Digest>,
-    pub key: PathBuf,
+    pub trust: TrustSource,
     pub pin: Option<String>,
     pub threads: usize,
+}
+
+/// Whom to trust.
+#[derive(Debug)]
+pub enum TrustSource {
+    /// One public key (PEM file).
+    Key(PathBuf),
+    /// The authorities a trust policy names for the image.
+    Policy {
+        /// The policy file.
+        path: PathBuf,
+        /// The pinned image whose rules decide the authorities.
+        image: vouch_policy::ImageRef,
+    },
 }
 
 /// Where the attestation comes from.
@@ -76,10 +94,28 @@ impl TryFrom<Args> for Config {
 
     fn try_from(a: Args) -> Result<Self, Failure> {
         let usage = |m: &str| Failure::Undecided(format!("usage: {m}"));
-        let Some(key) = a.key else {
-            return Err(usage(
-                "give the signer's public key with `--key PUB` (VOUCH_KEY)",
-            ));
+        let trust = match (a.key, a.policy, &a.image) {
+            (Some(_), Some(_), _) => {
+                return Err(usage(
+                    "give either `--key PUB` (VOUCH_KEY) or `--policy FILE` (VOUCH_POLICY), not both",
+                ));
+            }
+            (Some(key), None, _) => TrustSource::Key(key),
+            (None, Some(_), None) => {
+                return Err(usage(
+                    "`--policy` needs the pinned image, `--image REF@sha256:HEX` (VOUCH_IMAGE): the policy's `images` rule for that image decides which authorities may sign",
+                ));
+            }
+            (None, Some(path), Some(r)) => {
+                let image = vouch_policy::ImageRef::parse(r)
+                    .map_err(|m| usage(&format!("`--image`: {m}")))?;
+                TrustSource::Policy { path, image }
+            }
+            (None, None, _) => {
+                return Err(usage(
+                    "give the signer's public key with `--key PUB` (VOUCH_KEY), or a trust policy with `--policy FILE` (VOUCH_POLICY) and `--image REF@sha256:HEX`",
+                ));
+            }
         };
         let image = match &a.image {
             None => None,
@@ -132,7 +168,7 @@ impl TryFrom<Args> for Config {
             model_dir: a.model_dir,
             attestation,
             image_digest,
-            key,
+            trust,
             pin: a.expect_model_digest.map(|p| p.to_ascii_lowercase()),
             threads: a.threads,
         })

@@ -1,13 +1,15 @@
 //! The checks, in order, and the report.
 
 use std::io::Read as _;
+use std::path::PathBuf;
 use std::time::SystemTime;
 
 use serde_json::json;
 use vouch_attest::{CheckOptions, ModelReport};
+use vouch_policy::{AuthorityKind, ImageRef, Policy};
 use vouch_trust::{PublicKey, Trust};
 
-use crate::config::{Config, Failure, Source};
+use crate::config::{Config, Failure, Source, TrustSource};
 
 const MAX_BUNDLE: u64 = 64 << 20;
 
@@ -77,38 +79,151 @@ fn candidates(source: &Source) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     }
 }
 
-/// Signature, image and pin of one candidate.
+/// Whom the candidates are checked against, loaded.
+enum Checker {
+    /// One public key.
+    Key(PublicKey),
+    /// The authorities the policy names for the image.
+    Policy {
+        policy: Box<Policy>,
+        image: ImageRef,
+        path: PathBuf,
+    },
+}
+
+/// What verified: the model report, and the policy authority that signed (with `--policy`).
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: ModelReport,
+    pub authority: Option<String>,
+}
+
+type VerifiedAttestation = vouch_trust::Verified<(vouch_attest::Attestation, vouch_trust::Signer)>;
+
+fn quoted_names(authorities: &[&vouch_policy::Authority]) -> String {
+    authorities
+        .iter()
+        .map(|a| format!("`{}`", a.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Load the key, or the policy and check that it can decide for the image, before any
+/// bundle is read or fetched.
+fn checker(c: &Config) -> Result<Checker, Failure> {
+    let (path, image) = match &c.trust {
+        TrustSource::Key(path) => {
+            let key = PublicKey::from_pem(&read(path, "public key")?)
+                .map_err(|e| Failure::Undecided(format!("`{}`: {e}", path.display())))?;
+            return Ok(Checker::Key(key));
+        }
+        TrustSource::Policy { path, image } => (path, image),
+    };
+    let policy = Policy::load(path).map_err(|e| {
+        Failure::Undecided(format!(
+            "{e}\nhint: fix the policy file `{}` (a commented example: deploy/policy.example.yaml)",
+            path.display()
+        ))
+    })?;
+    let authorities = policy.authorities_for(&image.repository);
+    if authorities.is_empty() {
+        return Err(Failure::Rejected(format!(
+            "no rule of the policy `{}` covers the image `{}`, so the policy names no authority that may sign it\nhint: add an `images` rule whose glob matches `{}`, with the authorities that sign it",
+            path.display(),
+            image.repository,
+            image.repository
+        )));
+    }
+    if authorities
+        .iter()
+        .all(|a| matches!(a.kind, AuthorityKind::Keyless { .. }))
+    {
+        return Err(Failure::Rejected(format!(
+            "the policy trusts only keyless authorities for `{}` ({}), and keyless (certificate identity) verification is not built into vouch-init yet\nhint: add a key authority (`key: FILE` or `keyData: PEM`) to the image's rule, and sign the attestation with that key",
+            image.repository,
+            quoted_names(&authorities)
+        )));
+    }
+    Ok(Checker::Policy {
+        policy: Box::new(policy),
+        image: image.clone(),
+        path: path.clone(),
+    })
+}
+
+/// Signature, image and pin of one candidate; with a policy, also the authority's name.
 fn check_candidate(
-    bytes: &[u8],
-    key: &PublicKey,
+    bytes: Vec<u8>,
+    checker: &Checker,
     c: &Config,
-) -> Result<vouch_trust::Verified<(vouch_attest::Attestation, vouch_trust::Signer)>, Failure> {
-    let bundle = vouch_bundle::Bundle::from_json(bytes)
-        .map_err(|e| Failure::Rejected(format!("the attestation is unusable: {e}")))?;
-    let verified =
-        vouch_trust::verify_envelope(&bundle, &Trust::Key(key.clone()), SystemTime::now())
-            .map_err(|e| {
-                Failure::Rejected(format!("the attestation's signature is not trusted: {e}"))
-            })?;
-    let attestation = vouch_attest::from_verified(verified).map_err(attest_failure)?;
+) -> Result<(VerifiedAttestation, Option<String>), Failure> {
+    let (attestation, authority) = match checker {
+        Checker::Key(key) => {
+            let bundle = vouch_bundle::Bundle::from_json(&bytes)
+                .map_err(|e| Failure::Rejected(format!("the attestation is unusable: {e}")))?;
+            let verified =
+                vouch_trust::verify_envelope(&bundle, &Trust::Key(key.clone()), SystemTime::now())
+                    .map_err(|e| {
+                        Failure::Rejected(format!(
+                            "the attestation's signature is not trusted: {e}"
+                        ))
+                    })?;
+            (
+                vouch_attest::from_verified(verified).map_err(attest_failure)?,
+                None,
+            )
+        }
+        Checker::Policy {
+            policy,
+            image,
+            path,
+        } => {
+            let result = vouch_policy::verify_image(
+                policy,
+                image,
+                std::slice::from_ref(&bytes),
+                SystemTime::now(),
+            );
+            let Some(t) = result.verified().first() else {
+                let reasons: Vec<String> = result
+                    .rejected()
+                    .iter()
+                    .flat_map(|r| {
+                        r.strip_prefix("attestation #1: ")
+                            .unwrap_or(r)
+                            .split("; ")
+                            .map(|p| format!("  - {p}"))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                return Err(Failure::Rejected(format!(
+                    "the attestation is not accepted: the policy `{}` trusts {} for `{}`, and none of them verified it for this image:\n{}\nhint: sign the attestation with the key of one of these authorities, or add its signer to the policy",
+                    path.display(),
+                    quoted_names(&policy.authorities_for(&image.repository)),
+                    image.repository,
+                    reasons.join("\n")
+                )));
+            };
+            (t.attestation.clone(), Some(t.authority.clone()))
+        }
+    };
     if let Some(d) = &c.image_digest {
         vouch_attest::covered_image(&attestation, d).map_err(attest_failure)?;
     }
     if let Some(pin) = &c.pin {
         vouch_attest::check_pin(&attestation, pin).map_err(attest_failure)?;
     }
-    Ok(attestation)
+    Ok((attestation, authority))
 }
 
 /// Every check, fail-closed: signature, image, pin, then every byte of the model.
-pub fn run(c: &Config) -> Result<ModelReport, Failure> {
-    let key = PublicKey::from_pem(&read(&c.key, "public key")?)
-        .map_err(|e| Failure::Undecided(format!("`{}`: {e}", c.key.display())))?;
+pub fn run(c: &Config) -> Result<Outcome, Failure> {
+    let checker = checker(c)?;
     // The first candidate that passes signature, image and pin; the model check follows.
     let mut reasons = Vec::new();
     let mut chosen = None;
     for (origin, bytes) in candidates(&c.attestation)? {
-        match check_candidate(&bytes, &key, c) {
+        match check_candidate(bytes, &checker, c) {
             Ok(a) => {
                 chosen = Some(a);
                 break;
@@ -116,7 +231,7 @@ pub fn run(c: &Config) -> Result<ModelReport, Failure> {
             Err(f) => reasons.push((origin, f)),
         }
     }
-    let Some(attestation) = chosen else {
+    let Some((attestation, authority)) = chosen else {
         return Err(match reasons.len() {
             1 => reasons
                 .pop()
@@ -152,23 +267,29 @@ pub fn run(c: &Config) -> Result<ModelReport, Failure> {
     };
     let report = vouch_attest::check_model(&c.model_dir, &attestation, &options, None)
         .map_err(attest_failure)?;
-    Ok(report.into_inner())
+    Ok(Outcome {
+        report: report.into_inner(),
+        authority,
+    })
 }
 
 /// Exit code, the JSON line for stdout, and the human reason (on failure).
-pub fn report(
-    outcome: &Result<ModelReport, Failure>,
-    seconds: f64,
-) -> (u8, String, Option<String>) {
+pub fn report(outcome: &Result<Outcome, Failure>, seconds: f64) -> (u8, String, Option<String>) {
     match outcome {
-        Ok(r) => {
-            let line = json!({
+        Ok(Outcome {
+            report: r,
+            authority,
+        }) => {
+            let mut line = json!({
                 "verified": true,
                 "modelDigest": r.digest.to_string(),
                 "files": r.files,
                 "bytes": r.bytes,
                 "seconds": (seconds * 1000.0).round() / 1000.0,
             });
+            if let (Some(a), Some(map)) = (authority, line.as_object_mut()) {
+                map.insert("authority".into(), json!(a));
+            }
             (0, line.to_string(), None)
         }
         Err(f) => {

@@ -472,3 +472,288 @@ fn environment_only_configuration_works_like_flags() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`tokenizer.json`: content differs"));
 }
+
+// `--policy FILE` (VOUCH_POLICY) instead of `--key`: the authorities of the rules that
+// match `--image` may sign.
+
+fn pinned_image() -> String {
+    format!(
+        "registry.example.com/models/tiny-llm@sha256:{}",
+        "11".repeat(32)
+    )
+}
+
+/// A policy over `registry.example.com/models/*` with these authorities (YAML list items)
+/// and these names in the rule.
+fn write_policy(f: &Fixture, authorities: &str, rule: &str) -> PathBuf {
+    let path = f.dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: vouch.dev/v1alpha1\nkind: TrustPolicy\nauthorities:\n{authorities}images:\n  - glob: registry.example.com/models/*\n    authorities: [{rule}]\n  - glob: 127.0.0.1:1/models/*\n    authorities: [{rule}]\ninitVerifierImage: registry.example.com/vouch/vouch-init@sha256:{}\n",
+            "c3".repeat(32)
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn vouch_init_policy(f: &Fixture, policy: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vouch-init"))
+        .arg("--model-dir")
+        .arg(f.model())
+        .arg("--policy")
+        .arg(policy)
+        .arg("--termination-log")
+        .arg(f.dir.path().join("termination-log"))
+        .args(["--expect-model-digest", &f.digest])
+        .args(extra)
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+/// Expect `code` with `want` in stderr and the termination log.
+fn expect_policy(f: &Fixture, policy: &Path, extra: &[&str], code: i32, want: &str) {
+    let out = vouch_init_policy(f, policy, extra);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(stderr.contains(want), "stderr lacks {want:?}:\n{stderr}");
+    let log = std::fs::read_to_string(f.dir.path().join("termination-log")).unwrap();
+    assert!(log.contains(want), "termination log lacks {want:?}:\n{log}");
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["verified"], false);
+}
+
+#[test]
+fn policy_accepts_and_names_the_authority() {
+    let f = fixture();
+    let attestation = f.attestation();
+    let image = pinned_image();
+    let out = vouch_init_policy(
+        &f,
+        &repo().join("testdata/policy/enforce.yaml"),
+        &[
+            "--attestation",
+            attestation.to_str().unwrap(),
+            "--image",
+            &image,
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["verified"], true);
+    assert_eq!(line["authority"], "release-ci");
+    assert_eq!(line["modelDigest"], f.digest.as_str());
+
+    // The same from the environment alone.
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch-init"))
+        .env_clear()
+        .env("VOUCH_MODEL_DIR", f.model())
+        .env("VOUCH_ATTESTATION", &attestation)
+        .env("VOUCH_IMAGE", &image)
+        .env("VOUCH_POLICY", repo().join("testdata/policy/enforce.yaml"))
+        .env(
+            "VOUCH_TERMINATION_LOG",
+            f.dir.path().join("termination-log"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn policy_still_checks_every_byte() {
+    let f = fixture();
+    flip_byte(&f.model().join("tokenizer.json"), 10);
+    expect_policy(
+        &f,
+        &repo().join("testdata/policy/enforce.yaml"),
+        &[
+            "--attestation",
+            f.attestation().to_str().unwrap(),
+            "--image",
+            &pinned_image(),
+        ],
+        1,
+        "`tokenizer.json`: content differs",
+    );
+}
+
+#[test]
+fn policy_trusting_another_key_rejects() {
+    let f = fixture();
+    let policy = write_policy(
+        &f,
+        &format!(
+            "  - name: other-ci\n    key: {}\n",
+            repo().join("testdata/keys/other.pub").display()
+        ),
+        "other-ci",
+    );
+    expect_policy(
+        &f,
+        &policy,
+        &[
+            "--attestation",
+            f.attestation().to_str().unwrap(),
+            "--image",
+            &pinned_image(),
+        ],
+        1,
+        "trusts `other-ci` for `registry.example.com/models/tiny-llm`",
+    );
+    let log = std::fs::read_to_string(f.dir.path().join("termination-log")).unwrap();
+    assert!(log.contains("not signed by `other-ci`"), "{log}");
+}
+
+#[test]
+fn policy_with_an_attestation_for_another_image_rejects() {
+    let f = fixture();
+    expect_policy(
+        &f,
+        &repo().join("testdata/policy/enforce.yaml"),
+        &[
+            "--attestation",
+            f.attestation().to_str().unwrap(),
+            "--image",
+            &format!(
+                "registry.example.com/models/tiny-llm@sha256:{}",
+                "22".repeat(32)
+            ),
+        ],
+        1,
+        "does not cover image digest",
+    );
+}
+
+#[test]
+fn policy_without_image_is_a_usage_error() {
+    let f = fixture();
+    expect_policy(
+        &f,
+        &repo().join("testdata/policy/enforce.yaml"),
+        &["--attestation", f.attestation().to_str().unwrap()],
+        2,
+        "`--policy` needs the pinned image, `--image REF@sha256:HEX`",
+    );
+}
+
+#[test]
+fn policy_and_key_together_are_a_usage_error() {
+    let f = fixture();
+    let key = repo().join("testdata/keys/release.pub");
+    expect_policy(
+        &f,
+        &repo().join("testdata/policy/enforce.yaml"),
+        &[
+            "--attestation",
+            f.attestation().to_str().unwrap(),
+            "--image",
+            &pinned_image(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        2,
+        "not both",
+    );
+}
+
+#[test]
+fn policy_that_covers_no_rule_for_the_image_rejects() {
+    let f = fixture();
+    expect_policy(
+        &f,
+        &repo().join("testdata/policy/enforce.yaml"),
+        &[
+            "--attestation",
+            f.attestation().to_str().unwrap(),
+            "--image",
+            &format!(
+                "registry.example.com/tools/fetcher@sha256:{}",
+                "11".repeat(32)
+            ),
+        ],
+        1,
+        "no rule of the policy",
+    );
+}
+
+#[test]
+fn policy_with_only_keyless_authorities_rejects_never_accepts() {
+    let f = fixture();
+    let policy = write_policy(
+        &f,
+        "  - name: github-release\n    keyless:\n      issuer: https://token.actions.githubusercontent.com\n      subject: https://github.com/acme/models/.github/workflows/release.yml@refs/tags/v1\n",
+        "github-release",
+    );
+    expect_policy(
+        &f,
+        &policy,
+        &[
+            "--attestation",
+            f.attestation().to_str().unwrap(),
+            "--image",
+            &pinned_image(),
+        ],
+        1,
+        "keyless (certificate identity) verification is not built into vouch-init yet",
+    );
+}
+
+#[test]
+fn malformed_policy_is_exit_2() {
+    let f = fixture();
+    expect_policy(
+        &f,
+        &repo().join("testdata/policy/invalid/unknown-field.yaml"),
+        &[
+            "--attestation",
+            f.attestation().to_str().unwrap(),
+            "--image",
+            &pinned_image(),
+        ],
+        2,
+        "unknown field `requireDigests`",
+    );
+}
+
+#[test]
+fn policy_with_image_alone_fetches_from_the_registry() {
+    // Nothing listens on port 1: the fetch fails, which is "could not decide", after the
+    // policy was loaded and found to cover the image.
+    let f = fixture();
+    let policy = write_policy(
+        &f,
+        &format!(
+            "  - name: release-ci\n    key: {}\n",
+            repo().join("testdata/keys/release.pub").display()
+        ),
+        "release-ci",
+    );
+    expect_policy(
+        &f,
+        &policy,
+        &[
+            "--image",
+            &format!("127.0.0.1:1/models/tiny-llm@sha256:{}", "11".repeat(32)),
+        ],
+        2,
+        "cannot fetch the attestations of 127.0.0.1:1/models/tiny-llm",
+    );
+}

@@ -1,6 +1,7 @@
 //! `vouch attest`, `vouch verify`, `vouch inspect`: the combined attestation.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::SystemTime;
 
 use serde_json::json;
@@ -11,7 +12,7 @@ use vouch_trust::{Signer, Verified};
 
 use super::model::{hash_model, human_bytes, ignore_set, load_trust, model_root, print_json};
 use super::registry;
-use crate::args::{AttestArgs, InspectArgs, VerifyArgs};
+use crate::args::{AttestArgs, InspectArgs, TrustArgs, VerifyArgs};
 use crate::failure::{Failure, Result};
 use crate::files;
 use crate::progress::with_bar;
@@ -190,14 +191,9 @@ pub fn attest_failure(e: vouch_attest::Error) -> Failure {
     }
 }
 
-pub fn verify(args: VerifyArgs) -> Result {
-    let trust = load_trust(&args.trust)?;
-    let image_digest = match &args.image {
-        Some(r) => Some(registry::require_digest(r)?),
-        None => None,
-    };
-    // Candidates: the given file, or every attestation attached to the image.
-    let candidates: Vec<(String, Vec<u8>)> = match (&args.attestation, &args.image) {
+/// The bundles to check: the given file, or every attestation attached to the image.
+fn candidates(args: &VerifyArgs) -> Result<Vec<(String, Vec<u8>)>> {
+    let candidates = match (&args.attestation, &args.image) {
         (Some(file), _) => vec![(
             file.display().to_string(),
             files::read(file, "attestation")?,
@@ -214,10 +210,49 @@ pub fn verify(args: VerifyArgs) -> Result {
         return Err(Failure::rejected(format!("no attestation is attached to `{r}`"))
             .hint("sign and push one in CI: `vouch attest --image REF@sha256:... --model DIR --key KEY --push`"));
     }
+    Ok(candidates)
+}
+
+/// The one failure, or all of them as details (with their own details and the first hint
+/// when `nested`).
+fn none_passed(mut failures: Vec<(&String, Failure)>, nested: bool) -> Failure {
+    if let [(_, only)] = failures.as_mut_slice() {
+        return std::mem::replace(only, Failure::rejected(""));
+    }
+    let mut f = Failure::rejected(format!(
+        "none of the {} attestations passed",
+        failures.len()
+    ));
+    for (source, failure) in &failures {
+        f = f.detail(format!("{source}: {}", failure.message));
+        if nested {
+            for d in &failure.details {
+                f = f.detail(format!("{source}: {d}"));
+            }
+        }
+    }
+    if nested && let Some(h) = failures.iter().find_map(|(_, f)| f.hints.first()) {
+        f = f.hint(h);
+    }
+    f
+}
+
+/// `--key` or `--certificate-chain`: the first candidate that passes every check.
+fn verify_with_trust(
+    args: &VerifyArgs,
+    candidates: &[(String, Vec<u8>)],
+) -> Result<(String, VerifiedAttestation)> {
+    let trust = load_trust(&TrustArgs {
+        key: args.trust.key.clone(),
+        certificate_chain: args.trust.certificate_chain.clone(),
+    })?;
+    let image_digest = match &args.image {
+        Some(r) => Some(registry::require_digest(r)?),
+        None => None,
+    };
     // Accept the first candidate that passes every check; report why the others failed.
     let mut failures = Vec::new();
-    let mut accepted = None;
-    for (source, bytes) in &candidates {
+    for (source, bytes) in candidates {
         let checked = verify_bundle_bytes(bytes, &trust).and_then(|v| {
             if let Some(d) = &image_digest {
                 vouch_attest::covered_image(&v, d).map_err(attest_failure)?;
@@ -228,25 +263,134 @@ pub fn verify(args: VerifyArgs) -> Result {
             Ok(v)
         });
         match checked {
-            Ok(v) => {
-                accepted = Some((source, v));
-                break;
-            }
+            Ok(v) => return Ok((source.clone(), v)),
             Err(f) => failures.push((source, f)),
         }
     }
-    let Some((source, verified)) = accepted else {
-        if let [(_, only)] = failures.as_mut_slice() {
-            return Err(std::mem::replace(only, Failure::rejected("")));
+    Err(none_passed(failures, false))
+}
+
+fn quoted_names(authorities: &[&vouch_policy::Authority]) -> String {
+    authorities
+        .iter()
+        .map(|a| format!("`{}`", a.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The policy, and the image it decides by, before anything is fetched.
+struct PolicyTarget {
+    policy: vouch_policy::Policy,
+    image: vouch_policy::ImageRef,
+}
+
+/// `--policy FILE`: load it and check that it has something to say about `--image`.
+fn policy_target(args: &VerifyArgs, path: &Path) -> Result<PolicyTarget> {
+    let Some(reference) = &args.image else {
+        return Err(Failure::undecided(
+            "`--policy` needs `--image REF@sha256:HEX`: a policy decides by image (its `images` rules name who may sign each repository), and an attestation file alone does not say which image is being checked",
+        )
+        .hint(format!(
+            "`vouch verify --attestation {} --image REGISTRY/REPOSITORY@sha256:HEX --policy {}`",
+            args.attestation
+                .as_ref()
+                .map_or_else(|| "FILE".to_owned(), |f| f.display().to_string()),
+            path.display()
+        )));
+    };
+    registry::require_digest(reference)?;
+    let image = vouch_policy::ImageRef::parse(reference)
+        .map_err(|m| Failure::undecided(format!("`--image {reference}`: {m}")))?;
+    let policy = vouch_policy::Policy::load(path).map_err(|e| {
+        Failure::undecided(e).hint(format!(
+            "see `deploy/policy.example.yaml` for a commented policy; checked file: `{}`",
+            path.display()
+        ))
+    })?;
+    let authorities = policy.authorities_for(&image.repository);
+    if authorities.is_empty() {
+        return Err(Failure::rejected(format!(
+            "no rule of the policy `{}` covers `{}`: the policy does not say who may sign it",
+            path.display(),
+            image.repository
+        ))
+        .hint(format!(
+            "add an `images` rule whose glob matches it, e.g. `- glob: {}` with `authorities: [NAME]`",
+            image.repository
+        )));
+    }
+    if authorities
+        .iter()
+        .all(|a| matches!(a.kind, vouch_policy::AuthorityKind::Keyless { .. }))
+    {
+        return Err(Failure::rejected(format!(
+            "the policy trusts only keyless authorities for `{}` ({}), and keyless (certificate identity) verification is not built into this binary yet",
+            image.repository,
+            quoted_names(&authorities)
+        ))
+        .hint("add a key authority (`key: FILE` or `keyData: PEM`) to the image's rule, and sign with that key"));
+    }
+    Ok(PolicyTarget { policy, image })
+}
+
+/// `--policy FILE`: the first candidate an authority of the image's rules verified that
+/// also passes the model pin, with the authority's name.
+fn verify_with_policy(
+    args: &VerifyArgs,
+    target: &PolicyTarget,
+    candidates: &[(String, Vec<u8>)],
+) -> Result<(String, VerifiedAttestation, String)> {
+    let PolicyTarget { policy, image } = target;
+    let authorities = policy.authorities_for(&image.repository);
+    let trusted = format!(
+        "the policy trusts {} for `{}`",
+        quoted_names(&authorities),
+        image.repository
+    );
+    let now = SystemTime::now();
+    let mut failures = Vec::new();
+    for (source, bytes) in candidates {
+        let result = vouch_policy::verify_image(policy, image, std::slice::from_ref(bytes), now);
+        if let Some(t) = result.verified().first() {
+            match &args.expect_model_digest {
+                Some(pin) => match vouch_attest::check_pin(&t.attestation, pin) {
+                    Ok(()) => {
+                        return Ok((source.clone(), t.attestation.clone(), t.authority.clone()));
+                    }
+                    Err(e) => failures.push((source, attest_failure(e))),
+                },
+                None => return Ok((source.clone(), t.attestation.clone(), t.authority.clone())),
+            }
+            continue;
         }
         let mut f = Failure::rejected(format!(
-            "none of the {} attestations passed",
-            failures.len()
+            "the attestation is not accepted: {trusted}, and none of them verified it for this image"
         ));
-        for (source, failure) in &failures {
-            f = f.detail(format!("{source}: {}", failure.message));
+        for reason in result.rejected() {
+            let reason = reason.strip_prefix("attestation #1: ").unwrap_or(reason);
+            for part in reason.split("; ") {
+                f = f.detail(part);
+            }
         }
-        return Err(f);
+        f = f.hint("sign the attestation with the key of one of these authorities (`vouch attest --key KEY`), or add its signer to the policy's authorities for this image");
+        failures.push((source, f));
+    }
+    Err(none_passed(failures, true))
+}
+
+pub fn verify(args: VerifyArgs) -> Result {
+    let (source, verified, authority) = match &args.trust.policy {
+        Some(path) => {
+            let target = policy_target(&args, path)?;
+            let candidates = candidates(&args)?;
+            let (s, v, a) = verify_with_policy(&args, &target, &candidates)?;
+            (s, v, Some(a))
+        }
+        None => {
+            let candidates = candidates(&args)?;
+            let (s, v) = verify_with_trust(&args, &candidates)?;
+            (s, v, None)
+        }
     };
     let report = match &args.model {
         Some(dir) => {
@@ -266,6 +410,7 @@ pub fn verify(args: VerifyArgs) -> Result {
             "verified": true,
             "source": source,
             "signer": signer.to_string(),
+            "authority": authority,
             "images": a.images.iter().map(|i| format!("{}@{}", i.name, i.digest)).collect::<Vec<_>>(),
             "model": a.model.name,
             "modelDigest": a.model.digest.to_string(),
@@ -273,7 +418,11 @@ pub fn verify(args: VerifyArgs) -> Result {
         }));
     }
     if !args.output.quiet {
-        let mut out = format!("verified: attestation signed by {signer}\n");
+        let mut out = format!("verified: attestation signed by {signer}");
+        if let Some(name) = &authority {
+            out.push_str(&format!(" (authority `{name}`)"));
+        }
+        out.push('\n');
         for i in &a.images {
             out.push_str(&format!("  image {}@{}\n", i.name, i.digest));
         }

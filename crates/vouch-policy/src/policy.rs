@@ -391,6 +391,22 @@ impl Policy {
         self.rules_for(repository).next().is_some()
     }
 
+    /// The authorities of every rule that applies to `repository`, each once, in rule order:
+    /// the signers whose attestations are accepted for it. Empty when no rule applies.
+    pub fn authorities_for(&self, repository: &str) -> Vec<&Authority> {
+        let mut out: Vec<&Authority> = Vec::new();
+        for rule in self.rules_for(repository) {
+            for name in &rule.authorities {
+                if let Some(a) = self.authority(name)
+                    && !out.iter().any(|b| b.name == a.name)
+                {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
     /// The authority with this name.
     pub fn authority(&self, name: &str) -> Option<&Authority> {
         self.authorities.iter().find(|a| a.name == name)
@@ -497,6 +513,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("audit"), "{e}");
+    }
+
+    #[test]
+    fn authorities_for_merges_matching_rules_once() {
+        let text = minimal("").replace(
+            "images:\n",
+            "  - name: other\n    key: ../keys/other.pub\nimages:\n  - glob: registry.example.com/models/llm\n    authorities: [other, release-ci]\n",
+        );
+        let p = Policy::parse(&text, Some(&base())).unwrap();
+        let names: Vec<&str> = p
+            .authorities_for("registry.example.com/models/llm")
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(names, ["other", "release-ci"]);
+        let names: Vec<&str> = p
+            .authorities_for("registry.example.com/models/x")
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(names, ["release-ci"]);
+        assert!(p.authorities_for("docker.io/library/nginx").is_empty());
     }
 
     #[test]

@@ -64,14 +64,7 @@ pub fn verify_image(
     bundles: &[Vec<u8>],
     now: SystemTime,
 ) -> ImageAttestations {
-    let mut names: Vec<&str> = Vec::new();
-    for rule in policy.rules_for(&image.repository) {
-        for a in &rule.authorities {
-            if !names.contains(&a.as_str()) {
-                names.push(a);
-            }
-        }
-    }
+    let authorities = policy.authorities_for(&image.repository);
     let mut out = ImageAttestations {
         verified: Vec::new(),
         rejected: Vec::new(),
@@ -92,10 +85,8 @@ pub fn verify_image(
         };
         let mut reasons: Vec<String> = Vec::new();
         let mut accepted = false;
-        for name in &names {
-            let Some(authority) = policy.authority(name) else {
-                continue;
-            };
+        for authority in &authorities {
+            let name = authority.name.as_str();
             let trust = match &authority.kind {
                 AuthorityKind::Key(k) => Trust::Key(k.clone()),
                 AuthorityKind::Keyless { .. } => {
@@ -124,14 +115,14 @@ pub fn verify_image(
                 continue;
             }
             out.verified.push(TrustedAttestation {
-                authority: (*name).to_owned(),
+                authority: name.to_owned(),
                 attestation,
             });
             accepted = true;
             break;
         }
         if !accepted {
-            if names.is_empty() {
+            if authorities.is_empty() {
                 reasons.push("the policy names no authority for this image".into());
             }
             out.rejected
