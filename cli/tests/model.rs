@@ -729,6 +729,31 @@ fn crafted_manifest_with_a_malformed_digest_is_refused() {
 }
 
 #[test]
+fn crafted_manifest_naming_dot_next_to_files_is_refused() {
+    let w = Work::new();
+    let sig = crafted(&w, |st| {
+        push_resource(st, ".", b"anything");
+        fix_subject_digest(st);
+    });
+    let o = w.verify(&sig, "release.pub", &[]);
+    assert_exit(&o, 1, &["`.`", "other files"]);
+}
+
+#[test]
+fn crafted_single_file_manifest_does_not_verify_the_directory() {
+    // `.` stands for the model file itself; it must never stand for a directory.
+    let w = Work::new();
+    let config = std::fs::read(w.model().join("config.json")).unwrap();
+    let sig = crafted(&w, |st| {
+        st["predicate"]["resources"] = json!([]);
+        push_resource(st, ".", &config);
+        fix_subject_digest(st);
+    });
+    let o = w.verify(&sig, "release.pub", &[]);
+    assert_exit(&o, 1, &["`.`", "is a directory"]);
+}
+
+#[test]
 fn signed_payload_that_is_not_json_is_refused() {
     let w = Work::new();
     let sig = sign_payload(&w, "not-json.sig", b"hello, I am not a statement".to_vec());
@@ -753,11 +778,11 @@ fn missing_model_directory_cannot_be_decided() {
         "--key".as_ref(),
         key("release.pub").as_os_str(),
     ]);
-    assert_exit(&o, 2, &["cannot open model directory", "no-such-model"]);
+    assert_exit(&o, 2, &["cannot open model", "no-such-model"]);
 }
 
 #[test]
-fn model_path_that_is_a_file_cannot_be_decided() {
+fn directory_signature_does_not_verify_a_single_file() {
     let w = Work::new();
     let sig = w.signed(&[]);
     let file = w.model().join("config.json");
@@ -770,7 +795,21 @@ fn model_path_that_is_a_file_cannot_be_decided() {
         "--key".as_ref(),
         key("release.pub").as_os_str(),
     ]);
-    assert_exit(&o, 2, &["config.json", "not a directory"]);
+    assert_exit(&o, 1, &["config.json", "single file", "model directory"]);
+}
+
+#[test]
+fn model_path_that_is_a_fifo_cannot_be_decided() {
+    let w = Work::new();
+    let fifo = w.outside("pipe");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let o = vouch(["model".as_ref(), "hash".as_ref(), fifo.as_os_str()]);
+    assert_exit(
+        &o,
+        2,
+        &["pipe", "neither a model directory nor a regular file"],
+    );
 }
 
 #[test]
@@ -778,7 +817,7 @@ fn ignore_path_with_parent_component_is_refused_when_verifying() {
     let w = Work::new();
     let sig = w.signed(&[]);
     let o = w.verify(&sig, "release.pub", &["--ignore-paths", "../x"]);
-    assert_exit(&o, 2, &["`../x`"]);
+    assert_exit(&o, 2, &["`--ignore-paths ../x`", "inside the model"]);
 }
 
 #[test]
@@ -786,7 +825,7 @@ fn ignore_path_with_parent_component_is_refused_when_signing() {
     let w = Work::new();
     let sig = w.outside("model.sig");
     let o = w.sign("release.key", &sig, &["--ignore-paths", "../x"]);
-    assert_exit(&o, 2, &["`../x`"]);
+    assert_exit(&o, 2, &["`--ignore-paths ../x`"]);
     assert!(!sig.exists());
 }
 
@@ -1080,4 +1119,206 @@ fn signature_into_a_missing_directory_fails_cleanly() {
     let o = w.sign("release.key", &sig, &[]);
     assert_exit(&o, 2, &["no-such-dir"]);
     assert_eq!((w.listing(), w.outside_listing()), before);
+}
+
+// ---------------------------------------------------------------------------------------
+// Single-file models: model-signing signs a file path too, naming its one resource `.`
+
+/// `vouch model ARGS...` for a single file.
+fn model_cmd(sub: &str, file: &Path, extra: &[&OsStr]) -> Output {
+    let mut args: Vec<&OsStr> = vec!["model".as_ref(), sub.as_ref(), file.as_os_str()];
+    args.extend_from_slice(extra);
+    vouch(args)
+}
+
+fn sign_file(file: &Path, sig: Option<&Path>, extra: &[&str]) -> Output {
+    let k = key("release.key");
+    let mut args: Vec<&OsStr> = vec!["--key".as_ref(), k.as_os_str(), "--quiet".as_ref()];
+    if let Some(sig) = sig {
+        args.extend(["--signature".as_ref(), sig.as_os_str()]);
+    }
+    args.extend(extra.iter().map(OsStr::new));
+    model_cmd("sign", file, &args)
+}
+
+fn verify_file(file: &Path, sig: &Path, extra: &[&str]) -> Output {
+    let k = key("release.pub");
+    let mut args: Vec<&OsStr> = vec![
+        "--signature".as_ref(),
+        sig.as_os_str(),
+        "--key".as_ref(),
+        k.as_os_str(),
+    ];
+    args.extend(extra.iter().map(OsStr::new));
+    model_cmd("verify", file, &args)
+}
+
+#[test]
+fn single_file_round_trip_names_the_resource_dot() {
+    let w = Work::new();
+    let file = w.model().join("model.safetensors");
+    // Default signature: next to the file, FILE.sig.
+    assert_exit(&sign_file(&file, None, &[]), 0, &[]);
+    let sig = w.model().join("model.safetensors.sig");
+    assert!(sig.exists());
+    let st = statement_of(&sig);
+    assert_eq!(st["subject"][0]["name"], "model.safetensors");
+    let resources = st["predicate"]["resources"].as_array().unwrap();
+    assert_eq!(resources.len(), 1);
+    assert_eq!(resources[0]["name"], ".");
+    let bytes = std::fs::read(&file).unwrap();
+    let digest = vouch_model::Digest::sha256(&bytes);
+    assert_eq!(resources[0]["digest"], digest.hex());
+    assert_eq!(
+        st["subject"][0]["digest"]["sha256"],
+        vouch_model::Digest::sha256(&digest.bytes).hex()
+    );
+    let o = verify_file(&file, &sig, &[]);
+    assert_exit(&o, 0, &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("verified: `model.safetensors`"), "{out}");
+    // A copy of the file elsewhere, under another name, verifies too (names are not signed
+    // for a single file, as in model-signing).
+    let copy = w.outside("renamed.bin");
+    std::fs::copy(&file, &copy).unwrap();
+    assert_exit(&verify_file(&copy, &sig, &[]), 0, &[]);
+}
+
+#[test]
+fn single_file_tampered_is_rejected() {
+    let w = Work::new();
+    let file = w.model().join("model.safetensors");
+    let sig = w.outside("file.sig");
+    assert_exit(&sign_file(&file, Some(&sig), &[]), 0, &[]);
+    flip_byte(&file, 1000);
+    assert_exit(
+        &verify_file(&file, &sig, &[]),
+        1,
+        &["`.`", "content differs"],
+    );
+}
+
+#[test]
+fn single_file_sharded_round_trip_and_tamper_names_the_shard() {
+    let w = Work::new();
+    let file = w.model().join("model.safetensors");
+    let sig = w.outside("file.sig");
+    assert_exit(
+        &sign_file(&file, Some(&sig), &["--shard-size", "1024"]),
+        0,
+        &[],
+    );
+    let st = statement_of(&sig);
+    let names: Vec<&str> = st["predicate"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], ".:0:1024");
+    assert!(names.iter().all(|n| n.starts_with(".:")), "{names:?}");
+    assert_exit(&verify_file(&file, &sig, &[]), 0, &[]);
+    flip_byte(&file, 5000);
+    assert_exit(&verify_file(&file, &sig, &[]), 1, &["`.` bytes 4096..5120"]);
+}
+
+#[test]
+fn single_file_signature_does_not_verify_the_directory() {
+    let w = Work::new();
+    let file = w.model().join("model.safetensors");
+    let sig = w.outside("file.sig");
+    assert_exit(&sign_file(&file, Some(&sig), &[]), 0, &[]);
+    assert_exit(
+        &w.verify(&sig, "release.pub", &[]),
+        1,
+        &["`.`", "is a directory"],
+    );
+}
+
+#[test]
+fn single_file_signature_does_not_verify_another_file() {
+    let w = Work::new();
+    let sig = w.outside("file.sig");
+    assert_exit(
+        &sign_file(&w.model().join("model.safetensors"), Some(&sig), &[]),
+        0,
+        &[],
+    );
+    let o = verify_file(&w.model().join("config.json"), &sig, &[]);
+    assert_exit(&o, 1, &["content differs"]);
+}
+
+#[test]
+fn symlink_as_single_file_model_is_refused() {
+    let w = Work::new();
+    let file = w.model().join("model.safetensors");
+    let sig = w.outside("file.sig");
+    assert_exit(&sign_file(&file, Some(&sig), &[]), 0, &[]);
+    let link = w.outside("link.safetensors");
+    std::os::unix::fs::symlink(&file, &link).unwrap();
+    assert_exit(
+        &verify_file(&link, &sig, &[]),
+        1,
+        &["link.safetensors", "symbolic link"],
+    );
+    let link_sig = w.outside("link.sig");
+    assert_exit(
+        &sign_file(&link, Some(&link_sig), &[]),
+        1,
+        &["link.safetensors", "symbolic link"],
+    );
+    assert!(!link_sig.exists());
+    let o = model_cmd("hash", &link, &[]);
+    assert_exit(&o, 1, &["symbolic link"]);
+}
+
+#[test]
+fn single_file_in_a_linked_directory_is_accepted() {
+    // Like a model directory, the file may be reached through a linked directory above it.
+    let w = Work::new();
+    let linked = w.outside("linked-dir");
+    std::os::unix::fs::symlink(w.model(), &linked).unwrap();
+    let sig = w.outside("file.sig");
+    let file = linked.join("config.json");
+    assert_exit(&sign_file(&file, Some(&sig), &[]), 0, &[]);
+    assert_exit(&verify_file(&file, &sig, &[]), 0, &[]);
+}
+
+#[test]
+fn ignore_paths_are_refused_for_a_single_file() {
+    let w = Work::new();
+    let file = w.model().join("model.safetensors");
+    let sig = w.outside("file.sig");
+    let o = sign_file(&file, Some(&sig), &["--ignore-paths", "x"]);
+    assert_exit(&o, 2, &["`--ignore-paths x`", "single-file model"]);
+    assert!(!sig.exists());
+    assert_exit(&sign_file(&file, Some(&sig), &[]), 0, &[]);
+    let o = verify_file(&file, &sig, &["--ignore-paths", "x"]);
+    assert_exit(&o, 2, &["`--ignore-paths x`"]);
+}
+
+#[test]
+fn signature_path_that_is_the_model_file_is_refused() {
+    let w = Work::new();
+    let file = w.model().join("config.json");
+    let before = std::fs::read(&file).unwrap();
+    let o = sign_file(&file, Some(&file), &[]);
+    assert_exit(&o, 2, &["overwrite"]);
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+}
+
+#[test]
+fn single_file_hash_lists_one_resource_named_dot() {
+    let w = Work::new();
+    let file = w.model().join("config.json");
+    let o = model_cmd("hash", &file, &["--json".as_ref()]);
+    assert_exit(&o, 0, &[]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["files"], 1);
+    assert_eq!(v["resources"][0]["name"], ".");
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(
+        v["resources"][0]["digest"],
+        vouch_model::Digest::sha256(&bytes).to_string()
+    );
 }

@@ -276,31 +276,36 @@ fn leaf_restricted_to_server_auth_is_rejected() {
 }
 
 #[test]
-#[ignore = "BUG: vouch accepts a signing certificate whose KeyUsage is keyEncipherment only \
-            (no digitalSignature); model-signing 1.1.1 refuses it. \
-            crates/vouch-trust/src/x509.rs verify_chain checks only the EKU"]
 fn leaf_whose_key_usage_excludes_digital_signature_is_rejected() {
     let o = with_ca(&model(), "key-encipherment.sig", "ca.pem");
-    assert_rejected(&o, &["key usage"]);
+    assert_rejected(
+        &o,
+        &[
+            "key usage",
+            "digitalSignature",
+            "cannot be used for signing",
+            "CN=vouch test model signer (key-encipherment)",
+        ],
+    );
 }
 
 #[test]
-#[ignore = "BUG: vouch accepts a signing certificate with neither KeyUsage nor \
-            ExtendedKeyUsage; model-signing 1.1.1 refuses it (\"cannot be used for signing\"). \
-            crates/vouch-trust/src/x509.rs verify_chain"]
 fn leaf_without_any_key_usage_is_rejected() {
     let o = with_ca(&model(), "no-usage.sig", "ca.pem");
-    assert_rejected(&o, &["usage"]);
+    assert_rejected(
+        &o,
+        &[
+            "usage",
+            "cannot be used for signing",
+            "CN=vouch test model signer (no-usage)",
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------------------
 // Other shapes model-signing produces
 
 #[test]
-#[ignore = "BUG: the key hint is computed over the SPKI bytes as given, so release.pub with \
-            a compressed EC point gets another hint than model-signing's (which re-encodes \
-            uncompressed) and is refused as `another key`. crates/vouch-trust/src/keys.rs \
-            PublicKey::to_pem/hint"]
 fn key_fixture_verifies_with_a_compressed_point_public_key() {
     let k = oms("release-compressed.pub");
     let o = verify(&model(), "key.sig", &["--key", k.to_str().unwrap()]);
@@ -315,14 +320,77 @@ fn compressed_point_public_key_still_rejects_another_signer() {
 }
 
 #[test]
-#[ignore = "GAP: model-signing signs a single-file model with one resource named `.`; \
-            `vouch model verify FILE` refuses a non-directory (exit 2) and `.` is not a valid \
-            ModelPath (cli/src/cmd/model.rs model_root, crates/vouch-oms parse_v1)"]
 fn single_file_fixture_verifies() {
     let file = model().join("model.safetensors");
     let k = key("release.pub");
     let o = verify(&file, "single-file.sig", &["--key", k.to_str().unwrap()]);
     assert_exit(&o, 0);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("verified: `model.safetensors`"),
+        "stdout: {out}"
+    );
+}
+
+#[test]
+fn single_file_fixture_rejects_a_modified_file() {
+    let (_dir, copy) = model_copy();
+    let file = copy.join("model.safetensors");
+    flip_byte(&file, 4000);
+    let k = key("release.pub");
+    let o = verify(&file, "single-file.sig", &["--key", k.to_str().unwrap()]);
+    assert_rejected(&o, &["`.`", "content differs"]);
+}
+
+#[test]
+fn single_file_fixture_rejects_another_file() {
+    let k = key("release.pub");
+    let o = verify(
+        &model().join("tokenizer.json"),
+        "single-file.sig",
+        &["--key", k.to_str().unwrap()],
+    );
+    assert_rejected(&o, &["content differs"]);
+}
+
+#[test]
+fn directory_fixture_does_not_verify_a_single_file() {
+    let o = with_key(&model().join("model.safetensors"), "key.sig", "release.pub");
+    assert_rejected(&o, &["single file"]);
+}
+
+/// The signed statement inside a fixture or signature file.
+fn statement(sig: &Path) -> serde_json::Value {
+    let bundle = vouch_bundle::Bundle::from_json(&std::fs::read(sig).unwrap()).unwrap();
+    serde_json::from_slice(&bundle.envelope.payload).unwrap()
+}
+
+#[test]
+fn vouch_signs_a_single_file_as_model_signing_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let sig = dir.path().join("single.sig");
+    let o = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["model", "sign"])
+        .arg(model().join("model.safetensors"))
+        .arg("--key")
+        .arg(key("release.key"))
+        .arg("--signature")
+        .arg(&sig)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let ours = statement(&sig);
+    let theirs = statement(&oms("single-file.sig"));
+    assert_eq!(ours["subject"], theirs["subject"]);
+    assert_eq!(
+        ours["predicate"]["resources"],
+        theirs["predicate"]["resources"]
+    );
+    let ser = |v: &serde_json::Value, k: &str| v["predicate"]["serialization"][k].clone();
+    for k in ["method", "hash_type", "allow_symlinks"] {
+        assert_eq!(ser(&ours, k), ser(&theirs, k), "{k}");
+    }
 }
 
 #[test]

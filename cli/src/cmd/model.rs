@@ -3,7 +3,7 @@ use std::time::SystemTime;
 
 use serde_json::json;
 use vouch_model::{
-    HashAlgorithm, HashOptions, IgnoreSet, Manifest, Method, ModelPath, ScanOptions,
+    HashAlgorithm, HashOptions, IgnoreSet, InvalidPath, Manifest, Method, ModelPath, ScanOptions,
 };
 use vouch_trust::{CertificateAuthorities, PublicKey, Trust};
 
@@ -54,8 +54,94 @@ pub fn model_root(dir: &Path) -> Result<PathBuf> {
     Ok(root)
 }
 
+/// What `vouch model hash|sign|verify` act on.
+#[derive(Debug)]
+struct Model {
+    /// The canonical path: the model directory, or the model file.
+    root: PathBuf,
+    /// A single-file model: model-signing names its one resource `.`.
+    single_file: bool,
+}
+
+/// A model directory or, as model-signing allows, a single model file. A directory may be
+/// reached through a symbolic link (as for [`model_root`]); a file may not.
+fn model_target(path: &Path) -> Result<Model> {
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| Failure::undecided(format!("cannot open model `{}`: {e}", path.display())))?;
+    let kind = meta.file_type();
+    if kind.is_file() {
+        let root = path.canonicalize().map_err(|e| {
+            Failure::undecided(format!("cannot open model file `{}`: {e}", path.display()))
+        })?;
+        return Ok(Model {
+            root,
+            single_file: true,
+        });
+    }
+    if kind.is_symlink() && !path.is_dir() {
+        return Err(Failure::rejected(format!(
+            "`{}` is a symbolic link; vouch never follows a link to a model file",
+            path.display()
+        ))
+        .hint("give the path of the file it points to"));
+    }
+    if !kind.is_dir() && !kind.is_symlink() {
+        return Err(Failure::undecided(format!(
+            "`{}` is neither a model directory nor a regular file",
+            path.display()
+        )));
+    }
+    Ok(Model {
+        root: model_root(path)?,
+        single_file: false,
+    })
+}
+
+/// The paths to leave out of `model`: [`ignore_set`] for a directory; for a single file,
+/// only the git paths model-signing records (they cannot match the file), and
+/// `--ignore-paths` is refused.
+fn model_ignore_set(model: &Model, args: &IgnoreArgs) -> Result<IgnoreSet> {
+    if !model.single_file {
+        return ignore_set(&model.root, args);
+    }
+    if let Some(p) = args.ignore_paths.first() {
+        return Err(Failure::undecided(format!(
+            "`--ignore-paths {}`: `{}` is a single-file model, there is nothing to leave out",
+            p.display(),
+            model.root.display()
+        )));
+    }
+    let mut set = IgnoreSet::new();
+    if !args.no_ignore_git_paths {
+        set.insert_git_paths();
+    }
+    Ok(set)
+}
+
+/// Hash a model directory or file, with a progress bar.
+fn hash_target(
+    model: &Model,
+    ignore: &IgnoreSet,
+    options: &HashOptions,
+    quiet: bool,
+) -> Result<Manifest> {
+    if !model.single_file {
+        let scan = ScanOptions {
+            ignore: ignore.clone(),
+            reject_hard_links: false,
+        };
+        return hash_model(&model.root, &scan, options, quiet);
+    }
+    let files = vouch_model::scan_file(&model.root)?;
+    let total = files.iter().map(|f| f.size).sum();
+    let resources = with_bar(Some(total), quiet, |p| {
+        vouch_model::hash_files(&model.root, &files, options, p)
+    })?;
+    Ok(Manifest::new(options.algorithm, options.method, resources))
+}
+
 /// A path given on the command line, as a path inside the model (`None` when it lies outside).
-fn inside_model(root: &Path, path: &Path) -> Result<Option<ModelPath>> {
+fn inside_model(root: &Path, path: &Path) -> std::result::Result<Option<ModelPath>, InvalidPath> {
     let rel = if path.is_absolute() {
         match path.strip_prefix(root) {
             Ok(rel) => rel.to_path_buf(),
@@ -64,9 +150,7 @@ fn inside_model(root: &Path, path: &Path) -> Result<Option<ModelPath>> {
     } else {
         path.to_path_buf()
     };
-    ModelPath::from_relative(&rel)
-        .map(Some)
-        .map_err(Failure::undecided)
+    ModelPath::from_relative(&rel).map(Some)
 }
 
 /// Where a (possibly not yet existing) file lies relative to the model root, if inside it.
@@ -85,7 +169,11 @@ pub fn ignore_set(root: &Path, args: &IgnoreArgs) -> Result<IgnoreSet> {
         set.insert_git_paths();
     }
     for p in &args.ignore_paths {
-        match inside_model(root, p)? {
+        let inside = inside_model(root, p).map_err(|e| {
+            Failure::undecided(format!("`--ignore-paths {}`: {e}", p.display()))
+                .hint("ignore paths are relative to the model directory and stay inside it")
+        })?;
+        match inside {
             Some(mp) => set.insert(mp),
             None => {
                 return Err(Failure::undecided(format!(
@@ -176,14 +264,11 @@ pub fn print_json(v: &serde_json::Value) -> Result {
 }
 
 fn hash(dir: &Path, args: &HashingArgs, output: &OutputArgs) -> Result {
-    let root = model_root(dir)?;
-    let scan = ScanOptions {
-        ignore: ignore_set(&root, &args.ignore)?,
-        reject_hard_links: false,
-    };
-    let manifest = hash_model(
-        &root,
-        &scan,
+    let model = model_target(dir)?;
+    let ignore = model_ignore_set(&model, &args.ignore)?;
+    let manifest = hash_target(
+        &model,
+        &ignore,
         &hash_options(args),
         output.quiet || output.json,
     )?;
@@ -222,24 +307,38 @@ fn sign(
     args: &HashingArgs,
     output: &OutputArgs,
 ) -> Result {
-    let root = model_root(dir)?;
+    let model = model_target(dir)?;
     let key = vouch_sign::SigningKey::from_pem(&files::read(key_path, "private key")?)
         .map_err(|e| Failure::undecided(format!("`{}`: {e}", key_path.display())))?;
-    let signature = signature.unwrap_or_else(|| dir.join("model.sig"));
-    let mut ignore = ignore_set(&root, &args.ignore)?;
-    if let Some(inside) = file_in_model(&root, &signature) {
+    // A directory's signature defaults to DIR/model.sig, a file's to FILE.sig beside it.
+    let signature = signature.unwrap_or_else(|| {
+        if model.single_file {
+            let mut s = dir.as_os_str().to_owned();
+            s.push(".sig");
+            PathBuf::from(s)
+        } else {
+            dir.join("model.sig")
+        }
+    });
+    if signature.canonicalize().is_ok_and(|s| s == model.root) {
+        return Err(Failure::undecided(format!(
+            "`--signature {}` is the model itself; writing the signature would overwrite it",
+            signature.display()
+        )));
+    }
+    let mut ignore = model_ignore_set(&model, &args.ignore)?;
+    if !model.single_file
+        && let Some(inside) = file_in_model(&model.root, &signature)
+    {
         ignore.insert(inside);
     }
-    let scan = ScanOptions {
-        ignore: ignore.clone(),
-        reject_hard_links: false,
-    };
-    let manifest = hash_model(
-        &root,
-        &scan,
+    let manifest = hash_target(
+        &model,
+        &ignore,
         &hash_options(args),
         output.quiet || output.json,
     )?;
+    let root = &model.root;
     let name = name.unwrap_or_else(|| {
         root.file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -295,18 +394,20 @@ fn verify(
     ignore: &IgnoreArgs,
     output: &OutputArgs,
 ) -> Result {
-    let root = model_root(dir)?;
+    let model = model_target(dir)?;
     let trust = load_trust(trust)?;
     let bundle = vouch_bundle::Bundle::from_json(&files::read(signature, "signature")?)?;
     let verified = vouch_trust::verify_envelope(&bundle, &trust, SystemTime::now())?;
     let statement = vouch_oms::statement_from(verified)?;
-    let mut extra = ignore_set(&root, ignore)?;
-    if let Some(inside) = file_in_model(&root, signature) {
+    let mut extra = model_ignore_set(&model, ignore)?;
+    if !model.single_file
+        && let Some(inside) = file_in_model(&model.root, signature)
+    {
         extra.insert(inside);
     }
     let quiet = output.quiet || output.json;
     let report = with_bar(None, quiet, |p| {
-        vouch_oms::verify_model(&root, &statement, &extra, 0, p)
+        vouch_oms::verify_model(&model.root, &statement, &extra, 0, p)
     })?;
     let (st, signer) = statement.get();
     let report = report.get();

@@ -20,6 +20,9 @@ pub enum Error {
     /// The model root is not a directory.
     #[error("`{path}` is not a directory")]
     RootNotDirectory { path: PathBuf },
+    /// A single-file model path that is a directory.
+    #[error("`{path}` is a directory, not a single-file model")]
+    RootNotFile { path: PathBuf },
     /// A file or directory inside the model could not be read.
     #[error("cannot read `{path}` in the model: {source}")]
     Io {

@@ -446,6 +446,24 @@ mod tests {
     }
 
     #[test]
+    fn single_file_model_is_one_resource_named_dot() {
+        let dir = model();
+        let f = dir.path().join("d/big");
+        let m = crate::hash_file(&f, &HashOptions::default(), None).unwrap();
+        let names: Vec<_> = m.resources().iter().map(|r| r.name()).collect();
+        assert_eq!(names, ["."]);
+        assert_eq!(m.resources()[0].digest, Digest::sha256(&[7u8; 10_000]));
+        assert_eq!(m.file_count(), 1);
+        let options = HashOptions {
+            method: Method::Shards { size: 4096 },
+            ..Default::default()
+        };
+        let m = crate::hash_file(&f, &options, None).unwrap();
+        let names: Vec<_> = m.resources().iter().map(|r| r.name()).collect();
+        assert_eq!(names, [".:0:4096", ".:4096:8192", ".:8192:10000"]);
+    }
+
+    #[test]
     fn progress_counts_every_byte() {
         let dir = model();
         let files = scan(dir.path(), &ScanOptions::default()).unwrap();

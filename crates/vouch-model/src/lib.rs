@@ -28,7 +28,23 @@ pub use error::{Error, Result};
 pub use hash::{Digest, HashAlgorithm, HashOptions, Method, Progress, hash_files};
 pub use manifest::{Difference, Manifest, Resource, diff};
 pub use path::{InvalidPath, ModelPath};
-pub use walk::{FileEntry, IgnoreSet, ScanOptions, scan};
+pub use walk::{FileEntry, IgnoreSet, ScanOptions, scan, scan_file};
+
+/// Hash a single-file model: [`scan_file`] then [`hash_files`] with the file as the root.
+/// The one resource is named `.` ([`ModelPath::single_file`]), as model-signing names it.
+pub fn hash_file(
+    path: &std::path::Path,
+    hash_options: &HashOptions,
+    progress: Option<&Progress>,
+) -> Result<Manifest> {
+    let files = scan_file(path)?;
+    let resources = hash_files(path, &files, hash_options, progress)?;
+    Ok(Manifest::new(
+        hash_options.algorithm,
+        hash_options.method,
+        resources,
+    ))
+}
 
 /// Hash a model directory: [`scan`] then [`hash_files`].
 pub fn hash_dir(

@@ -10,6 +10,10 @@ use std::path::{Component, Path, PathBuf};
 /// no NUL byte. Joining it to a root can therefore never leave that root lexically
 /// (links are handled by the walker, which never follows them).
 ///
+/// One exception, which [`ModelPath::parse`] never produces: [`ModelPath::single_file`],
+/// the name `.` that model-signing gives the one file of a single-file model (the model
+/// path itself). It names the root, and only ever appears alone in a manifest.
+///
 /// Ordering is by path *components*, as Python's `PurePosixPath` orders them, which is the
 /// order OMS signatures list their resources in: `a/b` sorts before `a b`, `a-b` and `a.b`
 /// because the component `a` is a prefix of the others.
@@ -59,6 +63,19 @@ impl ModelPath {
             }
         }
         Ok(Self(s.to_owned()))
+    }
+
+    /// The name of the one file of a single-file model: `.`, the model path itself, as
+    /// model-signing records it (`path.relative_to(model_path)`). [`ModelPath::parse`]
+    /// refuses `.`; callers that accept it from untrusted input must check that it is the
+    /// only name in the manifest and that the model is a single file.
+    pub fn single_file() -> Self {
+        Self(".".to_owned())
+    }
+
+    /// True for [`ModelPath::single_file`].
+    pub fn is_single_file(&self) -> bool {
+        self.0 == "."
     }
 
     /// Build from a relative filesystem path made of normal components only.
@@ -112,9 +129,13 @@ impl ModelPath {
         prefix.components().all(|p| mine.next() == Some(p))
     }
 
-    /// The path below `root` on the local filesystem.
+    /// The path below `root` on the local filesystem; `root` itself for
+    /// [`ModelPath::single_file`] (then `root` is the model file).
     pub fn to_path(&self, root: &Path) -> PathBuf {
         let mut out = root.to_path_buf();
+        if self.is_single_file() {
+            return out;
+        }
         out.extend(self.components());
         out
     }
@@ -186,6 +207,17 @@ mod tests {
                 .as_str(),
             "a/b"
         );
+    }
+
+    #[test]
+    fn single_file_name_is_the_root_and_never_parsed() {
+        let p = ModelPath::single_file();
+        assert!(p.is_single_file());
+        assert_eq!(p.as_str(), ".");
+        assert_eq!(p.to_path(Path::new("/m/w.bin")), Path::new("/m/w.bin"));
+        assert!(ModelPath::parse(".").is_err());
+        assert!(!ModelPath::parse("a").unwrap().is_single_file());
+        assert!(!p.starts_with(&ModelPath::parse(".git").unwrap()));
     }
 
     #[test]

@@ -150,6 +150,40 @@ pub fn scan(root: &Path, options: &ScanOptions) -> Result<Vec<FileEntry>> {
     Ok(files)
 }
 
+/// List a single-file model: the regular file `path` itself, named
+/// [`ModelPath::single_file`] (`.`), as model-signing names it. Hash it with `path` as the
+/// root.
+///
+/// `path` itself must not be a symbolic link (links to directories above it are fine, as
+/// for [`scan`]'s root); a directory, FIFO, socket or device is an error.
+pub fn scan_file(path: &Path) -> Result<Vec<FileEntry>> {
+    let meta = fs::symlink_metadata(path).map_err(|source| Error::Root {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Err(Error::Symlink {
+            path: path.display().to_string(),
+        });
+    }
+    if kind.is_dir() {
+        return Err(Error::RootNotFile {
+            path: path.to_path_buf(),
+        });
+    }
+    if !kind.is_file() {
+        return Err(Error::SpecialFile {
+            path: path.display().to_string(),
+            kind: special_kind(&kind),
+        });
+    }
+    Ok(vec![FileEntry {
+        path: ModelPath::single_file(),
+        size: meta.len(),
+    }])
+}
+
 pub(crate) fn special_kind(kind: &fs::FileType) -> &'static str {
     if kind.is_fifo() {
         "FIFO"
@@ -231,6 +265,30 @@ mod tests {
         assert!(matches!(
             scan(dir.path(), &options),
             Err(Error::HardLink { links: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn single_file_is_listed_as_dot() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("w.bin");
+        fs::write(&f, "abc").unwrap();
+        let files = scan_file(&f).unwrap();
+        assert_eq!(names(&files), ["."]);
+        assert_eq!(files[0].size, 3);
+        assert!(files[0].path.is_single_file());
+        assert!(matches!(
+            scan_file(dir.path()),
+            Err(Error::RootNotFile { .. })
+        ));
+        std::os::unix::fs::symlink("w.bin", dir.path().join("link")).unwrap();
+        assert!(matches!(
+            scan_file(&dir.path().join("link")),
+            Err(Error::Symlink { .. })
+        ));
+        assert!(matches!(
+            scan_file(&dir.path().join("nope")),
+            Err(Error::Root { .. })
         ));
     }
 

@@ -10,9 +10,13 @@
 //! - `predicate.resources`: `{name, algorithm, digest}` per file (`name` = relative path) or
 //!   per shard (`name` = `path:start:end`), sorted by path components.
 //!
+//! A single-file model (model-signing signs a file path as well as a directory) has one
+//! resource named `.` (or shards `.:start:end`): the model path itself. Such a statement
+//! only verifies a file, and a statement naming files only verifies a directory.
+//!
 //! Reading follows the spec but refuses what model-signing 1.1.1 lets through: names that
-//! are absolute, contain `..` or repeat; fractional shard sizes; a subject digest that does
-//! not match the resources. The v0.1 predicate (`https://model_signing/Digests/v0.1`, one
+//! are absolute, contain `..` or repeat; `.` next to other names; fractional shard sizes; a
+//! subject digest that does not match the resources. The v0.1 predicate (`https://model_signing/Digests/v0.1`, one
 //! subject per file) is read too.
 //!
 //! Checking a model ([`verify_model`]) takes a [`Verified`] statement, so it cannot run on
@@ -68,6 +72,24 @@ pub enum Error {
         /// Digest computed over the resources.
         computed: String,
     },
+    /// A single-file signature checked against a directory.
+    #[error(
+        "the signature is for a single-file model (its one resource is named `.`), but `{}` is a directory",
+        .root.display()
+    )]
+    SingleFileSignature {
+        /// The directory given as the model.
+        root: std::path::PathBuf,
+    },
+    /// A directory signature checked against a single file.
+    #[error(
+        "the signature is for a model directory, but `{}` is a single file (a single-file signature has one resource named `.`)",
+        .root.display()
+    )]
+    DirectorySignature {
+        /// The file given as the model.
+        root: std::path::PathBuf,
+    },
     /// Hashing the model on disk failed.
     #[error(transparent)]
     Model(#[from] vouch_model::Error),
@@ -87,6 +109,15 @@ pub struct Statement {
     pub manifest: Manifest,
     /// Paths the signer left out.
     pub ignore_paths: IgnoreSet,
+}
+
+impl Statement {
+    /// True when the statement signs a single-file model: every resource is named `.`
+    /// (model-signing's name for the model file itself).
+    pub fn is_single_file(&self) -> bool {
+        let resources = self.manifest.resources();
+        !resources.is_empty() && resources.iter().all(|r| r.path.is_single_file())
+    }
 }
 
 #[derive(Serialize)]
@@ -237,6 +268,15 @@ fn shard_size(v: &Value) -> Result<u64, Error> {
     if size == 0 { Err(bad()) } else { Ok(size) }
 }
 
+/// A resource path from a statement: a [`ModelPath`], or `.` for a single-file model.
+fn resource_path(name: &str) -> Result<ModelPath, Error> {
+    if name == "." {
+        Ok(ModelPath::single_file())
+    } else {
+        Ok(ModelPath::parse(name)?)
+    }
+}
+
 /// Parse an OMS statement from the signed payload bytes (never re-serialised).
 pub fn parse_statement(payload: &[u8]) -> Result<Statement, Error> {
     let st: InStatement = serde_json::from_slice(payload)?;
@@ -298,7 +338,7 @@ fn parse_v1(st: InStatement) -> Result<Statement, Error> {
         }
         let digest = parse_digest(algorithm, str_field(r, "digest")?, name)?;
         let (path, shard, size) = match method {
-            Method::Files => (ModelPath::parse(name)?, None, None),
+            Method::Files => (resource_path(name)?, None, None),
             Method::Shards { size: shard_size } => {
                 let mut parts = name.rsplitn(3, ':');
                 let (Some(end), Some(start), Some(path)) =
@@ -314,11 +354,7 @@ fn parse_v1(st: InStatement) -> Result<Statement, Error> {
                         "shard `{name}` does not fit shard size {shard_size}"
                     )));
                 }
-                (
-                    ModelPath::parse(path)?,
-                    Some((start, end)),
-                    Some(end - start),
-                )
+                (resource_path(path)?, Some((start, end)), Some(end - start))
             }
         };
         resources.push(Resource {
@@ -327,6 +363,13 @@ fn parse_v1(st: InStatement) -> Result<Statement, Error> {
             size,
             digest,
         });
+    }
+    // `.` is the model file itself: it cannot sit next to other files.
+    let single = resources.iter().filter(|r| r.path.is_single_file()).count();
+    if single != 0 && single != resources.len() {
+        return Err(malformed(
+            "resource `.` (the model itself, for a single-file model) is listed with other files",
+        ));
     }
     // The subject digest is over the resources in the order they are listed.
     let mut concatenated = Vec::with_capacity(resources.len() * 32);
@@ -392,8 +435,12 @@ pub struct Report {
 
 /// Hash the model below `root` the way the statement says it was hashed and compare.
 ///
+/// `root` is a directory, or, for a single-file statement, the model file (which must not
+/// be a symbolic link). A single-file statement never verifies a directory, nor a directory
+/// statement a file.
+///
 /// `extra_ignore` adds paths to leave out (the signature file, `--ignore-paths`) on top of
-/// those the signer recorded.
+/// those the signer recorded; it plays no part for a single file.
 pub fn verify_model(
     root: &Path,
     statement: &Verified<(Statement, vouch_trust::Signer)>,
@@ -415,7 +462,26 @@ pub fn verify_model(
         threads,
         ..Default::default()
     };
-    let actual = vouch_model::hash_dir(root, &scan, &options, progress)?;
+    let is_dir = std::fs::metadata(root)
+        .map_err(|source| vouch_model::Error::Root {
+            path: root.to_path_buf(),
+            source,
+        })?
+        .is_dir();
+    let actual = match (is_dir, st.is_single_file()) {
+        (true, false) => vouch_model::hash_dir(root, &scan, &options, progress)?,
+        (false, true) => vouch_model::hash_file(root, &options, progress)?,
+        (true, true) => {
+            return Err(Error::SingleFileSignature {
+                root: root.to_path_buf(),
+            });
+        }
+        (false, false) => {
+            return Err(Error::DirectorySignature {
+                root: root.to_path_buf(),
+            });
+        }
+    };
     let differences = vouch_model::diff(st.manifest.resources(), actual.resources());
     if !differences.is_empty() {
         return Err(Error::Mismatch(differences));
@@ -425,4 +491,167 @@ pub fn verify_model(
         bytes: actual.total_bytes(),
         digest: st.digest,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )]
+
+    use std::path::{Path, PathBuf};
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn testdata(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata")
+            .join(path)
+    }
+
+    /// The statement of a model-signing fixture, verified with `release.pub`.
+    fn fixture(sig: &str) -> Verified<(Statement, vouch_trust::Signer)> {
+        let bundle =
+            vouch_bundle::Bundle::from_json(&std::fs::read(testdata(sig)).unwrap()).unwrap();
+        let key =
+            vouch_trust::PublicKey::from_pem(&std::fs::read(testdata("keys/release.pub")).unwrap())
+                .unwrap();
+        let payload =
+            vouch_trust::verify_envelope(&bundle, &vouch_trust::Trust::Key(key), SystemTime::now())
+                .unwrap();
+        statement_from(payload).unwrap()
+    }
+
+    fn statement_json(resources: &[(&str, &str)], method: &str) -> Vec<u8> {
+        let digest = |i: usize| format!("{:064x}", i + 1);
+        let mut concatenated = Vec::new();
+        let list: Vec<Value> = resources
+            .iter()
+            .enumerate()
+            .map(|(i, (name, algorithm))| {
+                concatenated.extend_from_slice(
+                    &Digest::from_hex(HashAlgorithm::Sha256, &digest(i))
+                        .unwrap()
+                        .bytes,
+                );
+                serde_json::json!({"name": name, "algorithm": algorithm, "digest": digest(i)})
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({
+            "_type": STATEMENT_TYPE,
+            "subject": [{"name": "m", "digest": {"sha256": Digest::sha256(&concatenated).hex()}}],
+            "predicateType": PREDICATE_TYPE,
+            "predicate": {
+                "serialization": {"method": method, "hash_type": "sha256", "shard_size": 4, "allow_symlinks": false},
+                "resources": list,
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn single_file_statement_parses_with_dot() {
+        let st = parse_statement(&statement_json(&[(".", "sha256")], "files")).unwrap();
+        assert!(st.is_single_file());
+        assert_eq!(st.manifest.resources()[0].name(), ".");
+        let st = parse_statement(&statement_json(
+            &[(".:0:4", "sha256-sharded-4"), (".:4:6", "sha256-sharded-4")],
+            "shards",
+        ))
+        .unwrap();
+        assert!(st.is_single_file());
+        let dir = parse_statement(&statement_json(&[("a", "sha256")], "files")).unwrap();
+        assert!(!dir.is_single_file());
+    }
+
+    #[test]
+    fn dot_next_to_other_files_is_malformed() {
+        for (resources, method) in [
+            (vec![(".", "sha256"), ("a", "sha256")], "files"),
+            (vec![("a", "sha256"), (".", "sha256")], "files"),
+            (
+                vec![(".:0:4", "sha256-sharded-4"), ("a:0:4", "sha256-sharded-4")],
+                "shards",
+            ),
+        ] {
+            let err = parse_statement(&statement_json(&resources, method)).unwrap_err();
+            assert!(
+                matches!(err, Error::Malformed(ref m) if m.contains("`.`")),
+                "{err}"
+            );
+        }
+        for bad in ["./a", "a/.", "..", "./."] {
+            assert!(
+                parse_statement(&statement_json(&[(bad, "sha256")], "files")).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn single_file_statement_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("w.bin");
+        std::fs::write(&file, b"weights").unwrap();
+        let manifest = vouch_model::hash_file(&file, &HashOptions::default(), None).unwrap();
+        let json = build_statement("w.bin", &manifest, &IgnoreSet::new());
+        let st = parse_statement(&json).unwrap();
+        assert!(st.is_single_file());
+        // OMS file resources carry no size; names and digests must match.
+        assert!(vouch_model::diff(st.manifest.resources(), manifest.resources()).is_empty());
+        assert_eq!(st.digest, manifest.oms_digest());
+        assert_eq!(st.name, "w.bin");
+        let value: Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(value["predicate"]["resources"][0]["name"], ".");
+    }
+
+    #[test]
+    fn model_signing_single_file_fixture_verifies_the_file_only() {
+        let st = fixture("oms/single-file.sig");
+        assert!(st.get().0.is_single_file());
+        assert_eq!(st.get().0.name, "model.safetensors");
+        let model = testdata("models/tiny-llm");
+        let report = verify_model(
+            &model.join("model.safetensors"),
+            &st,
+            &IgnoreSet::new(),
+            1,
+            None,
+        )
+        .unwrap();
+        assert_eq!(report.get().files, 1);
+        let err = verify_model(&model, &st, &IgnoreSet::new(), 1, None).unwrap_err();
+        assert!(matches!(err, Error::SingleFileSignature { .. }), "{err}");
+        assert!(err.to_string().contains("`.`"), "{err}");
+        // Another file is not the signed file.
+        let err =
+            verify_model(&model.join("config.json"), &st, &IgnoreSet::new(), 1, None).unwrap_err();
+        assert!(matches!(err, Error::Mismatch(_)), "{err}");
+    }
+
+    #[test]
+    fn directory_statement_does_not_verify_a_file() {
+        let st = fixture("oms/key.sig");
+        assert!(!st.get().0.is_single_file());
+        let file = testdata("models/tiny-llm/model.safetensors");
+        let err = verify_model(&file, &st, &IgnoreSet::new(), 1, None).unwrap_err();
+        assert!(matches!(err, Error::DirectorySignature { .. }), "{err}");
+    }
+
+    #[test]
+    fn single_file_behind_a_symlink_is_refused() {
+        let st = fixture("oms/single-file.sig");
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("model.safetensors");
+        std::os::unix::fs::symlink(testdata("models/tiny-llm/model.safetensors"), &link).unwrap();
+        let err = verify_model(&link, &st, &IgnoreSet::new(), 1, None).unwrap_err();
+        assert!(
+            matches!(err, Error::Model(vouch_model::Error::Symlink { .. })),
+            "{err}"
+        );
+    }
 }

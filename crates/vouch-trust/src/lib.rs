@@ -168,6 +168,26 @@ pub enum Error {
     /// The certificate chain does not lead to a trusted authority, or is otherwise invalid.
     #[error("the signing certificate is not trusted: {0}")]
     CertificateUntrusted(String),
+    /// The signing certificate has a KeyUsage extension that does not allow
+    /// digitalSignature.
+    #[error(
+        "the signing certificate `{subject}` cannot be used for signing: its key usage allows {key_usage}, not digitalSignature"
+    )]
+    CertificateKeyUsage {
+        /// The certificate's subject (RFC 4514).
+        subject: String,
+        /// The key usages it does allow.
+        key_usage: String,
+    },
+    /// The signing certificate has neither a KeyUsage nor an ExtendedKeyUsage extension
+    /// that allows signing.
+    #[error(
+        "the signing certificate `{subject}` cannot be used for signing: it has neither a key usage extension (digitalSignature) nor an extended key usage extension (code signing)"
+    )]
+    CertificateNoUsage {
+        /// The certificate's subject (RFC 4514).
+        subject: String,
+    },
     /// The envelope does not carry an in-toto statement.
     #[error("the envelope's payload type is `{0}`, expected `{IN_TOTO_PAYLOAD_TYPE}`")]
     PayloadType(String),
@@ -177,8 +197,9 @@ pub enum Error {
 ///
 /// Steps, in order: the payload type is in-toto; the verification material is of the kind
 /// `trust` expects; for a key, the bundle's key hint (when present) names this key; for
-/// certificates, the signing certificate chains to a trusted authority, is valid at `now`
-/// and is not restricted to another extended key usage than code signing; finally the
+/// certificates, the signing certificate chains to a trusted authority, is valid at `now`,
+/// is not restricted to another extended key usage than code signing, has a key usage that
+/// allows digitalSignature when it has one, and has at least one of the two; finally the
 /// ECDSA signature verifies over the DSSE pre-authentication encoding of the payload bytes.
 pub fn verify_envelope(
     bundle: &Bundle,

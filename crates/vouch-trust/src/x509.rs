@@ -5,7 +5,10 @@ use std::time::SystemTime;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use sha2::Digest as _;
-use webpki::{EndEntityCert, KeyUsage};
+use webpki::EndEntityCert;
+use x509_cert::der::Decode as _;
+use x509_cert::der::oid::db::rfc5280::ID_KP_CODE_SIGNING;
+use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage, KeyUsages};
 
 use crate::{Error, PublicKey, Signer, rfc3339};
 
@@ -36,8 +39,8 @@ impl CertificateAuthorities {
         Ok(Self { certs })
     }
 
-    /// Validate `chain` (signing certificate first, then intermediates) at `now` and return
-    /// the signing key.
+    /// Validate `chain` (signing certificate first, then intermediates) at `now`, check that
+    /// the signing certificate may sign (see [`check_signing_usage`]) and return its key.
     pub(crate) fn verify_chain(
         &self,
         chain: &[Vec<u8>],
@@ -70,7 +73,7 @@ impl CertificateAuthorities {
             &anchors,
             &intermediates,
             time,
-            KeyUsage::required_if_present(CODE_SIGNING),
+            webpki::KeyUsage::required_if_present(CODE_SIGNING),
             None,
             None,
         )
@@ -91,9 +94,19 @@ impl CertificateAuthorities {
             }
             other => untrusted(&format!("{other}")),
         })?;
+        let parsed = x509_cert::Certificate::from_der(leaf)
+            .map_err(|e| untrusted(&format!("malformed certificate: {e}")))?;
+        check_signing_usage(&parsed)?;
         let key = PublicKey::from_spki_der(ee.subject_public_key_info().as_ref())?;
         let identities = ee.valid_uri_names().map(str::to_owned).collect();
-        let not_after = not_after_of(leaf).map_or_else(|| "unknown".into(), rfc3339);
+        let not_after = rfc3339(
+            parsed
+                .tbs_certificate
+                .validity
+                .not_after
+                .to_unix_duration()
+                .as_secs(),
+        );
         let fingerprint = hex::encode(sha2::Sha256::digest(leaf));
         Ok((
             key,
@@ -106,78 +119,151 @@ impl CertificateAuthorities {
     }
 }
 
-/// notAfter of a DER certificate, read by probing webpki at the edge of validity is not
-/// possible, so parse the validity field directly: TBSCertificate's fifth element.
-fn not_after_of(der: &[u8]) -> Option<u64> {
-    fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, rest) = input.split_first()?;
-        let (&len0, rest) = rest.split_first()?;
-        let (len, rest) = if len0 < 0x80 {
-            (usize::from(len0), rest)
-        } else {
-            let n = usize::from(len0 & 0x7f);
-            if n == 0 || n > 4 || rest.len() < n {
-                return None;
-            }
-            let (lb, rest) = rest.split_at(n);
-            (
-                lb.iter().fold(0usize, |a, &b| (a << 8) | usize::from(b)),
-                rest,
-            )
-        };
-        if rest.len() < len {
-            return None;
-        }
-        let (body, after) = rest.split_at(len);
-        Some((tag, body, after))
+/// The signing certificate's subject, for messages.
+fn subject_of(cert: &x509_cert::Certificate) -> String {
+    let subject = &cert.tbs_certificate.subject;
+    if subject.is_empty() {
+        "(empty subject)".to_owned()
+    } else {
+        subject.to_string()
     }
-    let (_, cert, _) = tlv(der)?;
-    let (_, tbs, _) = tlv(cert)?;
-    let mut cur = tbs;
-    let (tag, _, rest) = tlv(cur)?;
-    if tag == 0xa0 {
-        cur = rest; // explicit version
-    }
-    for _ in 0..3 {
-        cur = tlv(cur)?.2; // serial, signature algorithm, issuer
-    }
-    let (_, validity, _) = tlv(cur)?;
-    let (_, _, rest) = tlv(validity)?;
-    let (tag, t, _) = tlv(rest)?;
-    parse_time(tag, std::str::from_utf8(t).ok()?)
 }
 
-fn parse_time(tag: u8, s: &str) -> Option<u64> {
-    let s = s.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 => {
-            let yy: i64 = s.get(..2)?.parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, s.get(2..)?)
-        }
-        0x18 => (s.get(..4)?.parse().ok()?, s.get(4..)?),
-        _ => return None,
+/// RFC 5280 names of the bits set in a KeyUsage.
+fn key_usage_names(usage: &KeyUsage) -> String {
+    let names: Vec<&str> = usage
+        .0
+        .into_iter()
+        .map(|bit| match bit {
+            KeyUsages::DigitalSignature => "digitalSignature",
+            KeyUsages::NonRepudiation => "nonRepudiation",
+            KeyUsages::KeyEncipherment => "keyEncipherment",
+            KeyUsages::DataEncipherment => "dataEncipherment",
+            KeyUsages::KeyAgreement => "keyAgreement",
+            KeyUsages::KeyCertSign => "keyCertSign",
+            KeyUsages::CRLSign => "cRLSign",
+            KeyUsages::EncipherOnly => "encipherOnly",
+            KeyUsages::DecipherOnly => "decipherOnly",
+        })
+        .collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The signing certificate must be meant for signatures: a KeyUsage, when present, must
+/// allow digitalSignature, and at least one of KeyUsage (digitalSignature) or
+/// ExtendedKeyUsage (code signing) must be present. (An ExtendedKeyUsage without code
+/// signing is refused earlier, by webpki.) model-signing 1.1.1 accepts a certificate when
+/// either allows signing; vouch also refuses a KeyUsage that excludes digitalSignature.
+fn check_signing_usage(cert: &x509_cert::Certificate) -> Result<(), Error> {
+    let malformed = |e: x509_cert::der::Error| {
+        Error::CertificateUntrusted(format!("malformed certificate extension: {e}"))
     };
-    let n = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
-    let (mo, d, h, mi, se) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
-    // days_from_civil
-    let y = if mo <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + se).ok()
+    let key_usage = cert
+        .tbs_certificate
+        .get::<KeyUsage>()
+        .map_err(malformed)?
+        .map(|(_, ku)| ku);
+    let code_signing = cert
+        .tbs_certificate
+        .get::<ExtendedKeyUsage>()
+        .map_err(malformed)?
+        .is_some_and(|(_, eku)| eku.0.contains(&ID_KP_CODE_SIGNING));
+    match key_usage {
+        Some(ku) if !ku.digital_signature() => Err(Error::CertificateKeyUsage {
+            subject: subject_of(cert),
+            key_usage: key_usage_names(&ku),
+        }),
+        Some(_) => Ok(()),
+        None if code_signing => Ok(()),
+        None => Err(Error::CertificateNoUsage {
+            subject: subject_of(cert),
+        }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::time::{Duration, SystemTime};
+
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+
+    use super::CertificateAuthorities;
+    use crate::{Error, Signer};
+
+    fn testdata(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/oms")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The leaf `name`, with the fixture intermediate, checked against the fixture root at
+    /// a time when the fixture certificates are valid.
+    fn check(name: &str) -> Result<Signer, Error> {
+        let leaf = CertificateDer::from_pem_slice(&testdata(name)).unwrap();
+        let chain = CertificateDer::pem_slice_iter(&testdata("chain.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        // chain.pem holds the intermediate, then the root.
+        let intermediate = chain.first().unwrap().to_vec();
+        let cas = CertificateAuthorities::from_pem(&testdata("ca.pem")).unwrap();
+        let leaf_cert = x509_cert::Certificate::from_der(leaf.as_ref()).unwrap();
+        let not_before = leaf_cert
+            .tbs_certificate
+            .validity
+            .not_before
+            .to_unix_duration();
+        let when = SystemTime::UNIX_EPOCH + not_before + Duration::from_secs(3600);
+        cas.verify_chain(&[leaf.to_vec(), intermediate], when)
+            .map(|(_, signer)| signer)
+    }
+
+    use x509_cert::der::Decode as _;
+
     #[test]
-    fn parses_utc_and_generalized_time() {
-        assert_eq!(super::parse_time(0x17, "000229000000Z"), Some(951_782_400));
-        assert_eq!(
-            super::parse_time(0x18, "20000229000000Z"),
-            Some(951_782_400)
+    fn code_signing_leaf_with_digital_signature_is_accepted() {
+        let signer = check("leaf.pem").unwrap();
+        assert!(
+            matches!(signer, Signer::Certificate { ref identities, .. } if !identities.is_empty()),
+            "{signer:?}"
         );
-        assert_eq!(super::parse_time(0x17, "991231235959Z"), Some(946_684_799));
+    }
+
+    #[test]
+    fn key_usage_without_digital_signature_is_refused() {
+        let err = check("leaf-key-encipherment.pem").unwrap_err();
+        match &err {
+            Error::CertificateKeyUsage { subject, key_usage } => {
+                assert!(subject.contains("CN="), "{subject}");
+                assert_eq!(key_usage, "keyEncipherment");
+            }
+            other => panic!("unexpected: {other}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("cannot be used for signing"), "{msg}");
+        assert!(msg.contains("digitalSignature"), "{msg}");
+    }
+
+    #[test]
+    fn leaf_without_key_usage_or_extended_key_usage_is_refused() {
+        let err = check("leaf-no-usage.pem").unwrap_err();
+        assert!(
+            matches!(err, Error::CertificateNoUsage { ref subject } if subject.contains("CN=")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("neither"), "{err}");
+    }
+
+    #[test]
+    fn extended_key_usage_without_code_signing_is_refused() {
+        let err = check("leaf-server-auth.pem").unwrap_err();
+        assert!(err.to_string().contains("code signing"), "{err}");
     }
 }
