@@ -282,14 +282,32 @@ impl Registry {
             });
         };
         self.deadline(async {
-            self.client
-                .store_auth_if_needed(&self.registry, &self.auth)
-                .await;
-            let index = self
+            // With no credentials, try without oci-client's auth handshake first: it costs a
+            // `GET /v2/` before every request. Registries that want an (anonymous) token
+            // answer 401, and the lookup is repeated with the handshake.
+            let anonymous = matches!(self.auth, oci_client::secrets::RegistryAuth::Anonymous);
+            if !anonymous {
+                self.client
+                    .store_auth_if_needed(&self.registry, &self.auth)
+                    .await;
+            }
+            let index = match self
                 .client
                 .pull_referrers(image.as_oci(), Some(BUNDLE_MEDIA_TYPE))
                 .await
-                .map_err(|e| self.error("referrers lookup", &image.to_string(), e))?;
+                .map_err(|e| self.error("referrers lookup", &image.to_string(), e))
+            {
+                Err(Error::Denied { .. }) if anonymous => {
+                    self.client
+                        .store_auth_if_needed(&self.registry, &self.auth)
+                        .await;
+                    self.client
+                        .pull_referrers(image.as_oci(), Some(BUNDLE_MEDIA_TYPE))
+                        .await
+                        .map_err(|e| self.error("referrers lookup", &image.to_string(), e))?
+                }
+                other => other?,
+            };
             let index = serde_json::to_vec(&index).map_err(|e| Error::Malformed {
                 what: "referrers index",
                 origin: image.to_string(),
