@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde_json::json;
 use vouch_attest::{CheckOptions, ModelReport};
-use vouch_policy::{AuthorityKind, ImageRef, Policy};
+use vouch_policy::{ImageRef, Policy};
 use vouch_trust::{PublicKey, Trust};
 
 use crate::config::{Config, Failure, Source, TrustSource};
@@ -125,23 +125,11 @@ fn checker(c: &Config) -> Result<Checker, Failure> {
             path.display()
         ))
     })?;
-    let authorities = policy.authorities_for(&image.repository);
-    if authorities.is_empty() {
+    if let Err(e) = policy.signers_for(&image.repository) {
         return Err(Failure::Rejected(format!(
-            "no rule of the policy `{}` covers the image `{}`, so the policy names no authority that may sign it\nhint: add an `images` rule whose glob matches `{}`, with the authorities that sign it",
+            "`{}`: {e}\nhint: {}",
             path.display(),
-            image.repository,
-            image.repository
-        )));
-    }
-    if authorities
-        .iter()
-        .all(|a| matches!(a.kind, AuthorityKind::Keyless { .. }))
-    {
-        return Err(Failure::Rejected(format!(
-            "the policy trusts only keyless authorities for `{}` ({}), and keyless (certificate identity) verification is not built into vouch-init yet\nhint: add a key authority (`key: FILE` or `keyData: PEM`) to the image's rule, and sign the attestation with that key",
-            image.repository,
-            quoted_names(&authorities)
+            e.hint()
         )));
     }
     Ok(Checker::Policy {

@@ -44,8 +44,12 @@ fn parse_annotations(pairs: &[String]) -> Result<BTreeMap<String, String>> {
 
 pub fn attest(args: AttestArgs) -> Result {
     let annotations = parse_annotations(&args.annotate)?;
-    let key = vouch_sign::SigningKey::from_pem(&files::read(&args.key, "private key")?)
-        .map_err(|e| Failure::undecided(format!("`{}`: {e}", args.key.display())))?;
+    // The signer before any work: a missing key or token should fail first.
+    let signer = super::keyless::DsseSigner::new(
+        args.key.as_deref(),
+        args.keyless.then_some(&args.keyless_args),
+        Some(&args.keyless_args),
+    )?;
     let quiet = args.output_format.quiet || args.output_format.json;
 
     // The image first: a wrong reference should fail before minutes of hashing.
@@ -99,11 +103,8 @@ pub fn attest(args: AttestArgs) -> Result {
         model,
         metadata: annotations,
     };
-    let bundle = key.sign_dsse(
-        vouch_bundle::IN_TOTO_PAYLOAD_TYPE,
-        vouch_attest::build_statement(&attestation),
-    )?;
-    let bundle_json = bundle.to_json();
+    let (bundle_json, keyless) =
+        signer.sign_statement(vouch_attest::build_statement(&attestation))?;
 
     if let Some(out) = &args.output {
         files::write_atomic(out, &bundle_json, 0o644)?;
@@ -137,6 +138,9 @@ pub fn attest(args: AttestArgs) -> Result {
             "bytes": a.model.total_bytes(),
             "output": args.output,
             "pushed": pushed,
+            "identity": keyless.as_ref().map(|k| &k.identity),
+            "issuer": keyless.as_ref().map(|k| &k.issuer),
+            "logIndex": keyless.as_ref().and_then(|k| k.log_index),
         }));
     }
     if !args.output_format.quiet {
@@ -150,6 +154,13 @@ pub fn attest(args: AttestArgs) -> Result {
             human_bytes(a.model.total_bytes()),
             a.model.digest
         );
+        if let Some(k) = &keyless {
+            let index = k
+                .log_index
+                .map(|i| format!(", Rekor log index {i}"))
+                .unwrap_or_default();
+            eprintln!("signed as {} (issuer {}){index}", k.identity, k.issuer);
+        }
         if let Some(out) = &args.output {
             eprintln!("bundle: {}", out.display());
         }
@@ -307,28 +318,8 @@ fn policy_target(args: &VerifyArgs, path: &Path) -> Result<PolicyTarget> {
             path.display()
         ))
     })?;
-    let authorities = policy.authorities_for(&image.repository);
-    if authorities.is_empty() {
-        return Err(Failure::rejected(format!(
-            "no rule of the policy `{}` covers `{}`: the policy does not say who may sign it",
-            path.display(),
-            image.repository
-        ))
-        .hint(format!(
-            "add an `images` rule whose glob matches it, e.g. `- glob: {}` with `authorities: [NAME]`",
-            image.repository
-        )));
-    }
-    if authorities
-        .iter()
-        .all(|a| matches!(a.kind, vouch_policy::AuthorityKind::Keyless { .. }))
-    {
-        return Err(Failure::rejected(format!(
-            "the policy trusts only keyless authorities for `{}` ({}), and keyless (certificate identity) verification is not built into this binary yet",
-            image.repository,
-            quoted_names(&authorities)
-        ))
-        .hint("add a key authority (`key: FILE` or `keyData: PEM`) to the image's rule, and sign with that key"));
+    if let Err(e) = policy.signers_for(&image.repository) {
+        return Err(Failure::rejected(format!("`{}`: {e}", path.display())).hint(e.hint()));
     }
     Ok(PolicyTarget { policy, image })
 }

@@ -35,6 +35,6 @@ pub use glob::Glob;
 pub use image::ImageRef;
 pub use policy::{
     API_VERSION, Authority, AuthorityKind, DEFAULT_MODEL_PIN_ANNOTATION, ImageRule, KIND, Mode,
-    Policy, PolicyError, SubjectMatch,
+    Policy, PolicyError, SubjectMatch, Undecidable,
 };
 pub use verify::{Attestations, ImageAttestations, Lookup, TrustedAttestation, verify_image};

@@ -172,6 +172,39 @@ pub struct Policy {
     pub digest: Digest,
 }
 
+/// Why a policy cannot decide who may sign an image. Both are rejections: the image is
+/// not admitted on this policy's word.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Undecidable {
+    /// No `images` rule covers the repository.
+    #[error(
+        "no rule of the policy covers `{repository}`, so it names no authority that may sign it"
+    )]
+    NotCovered { repository: String },
+    /// Every authority of the rules is keyless.
+    #[error(
+        "the policy trusts only keyless authorities for `{repository}` ({authorities}), and keyless (certificate identity) verification is not built into this binary yet"
+    )]
+    OnlyKeyless {
+        repository: String,
+        authorities: String,
+    },
+}
+
+impl Undecidable {
+    /// How to fix the policy.
+    #[must_use]
+    pub fn hint(&self) -> String {
+        match self {
+            Self::NotCovered { repository } => format!(
+                "add an `images` rule whose glob matches `{repository}`, e.g. `- glob: {repository}` with `authorities: [NAME]`"
+            ),
+            Self::OnlyKeyless { .. } => "add a key authority (`key: FILE` or `keyData: PEM`) to the image's rule, and sign the attestation with that key".to_owned(),
+        }
+    }
+}
+
 /// Why a policy file is unusable.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -405,6 +438,32 @@ impl Policy {
             }
         }
         out
+    }
+
+    /// The authorities that may sign attestations for `repository`, when this binary can
+    /// verify at least one of them: [`Undecidable`] when no rule covers it, or when every
+    /// authority of its rules is keyless (not verifiable here yet).
+    pub fn signers_for(&self, repository: &str) -> Result<Vec<&Authority>, Undecidable> {
+        let authorities = self.authorities_for(repository);
+        if authorities.is_empty() {
+            return Err(Undecidable::NotCovered {
+                repository: repository.to_owned(),
+            });
+        }
+        if authorities
+            .iter()
+            .all(|a| matches!(a.kind, AuthorityKind::Keyless { .. }))
+        {
+            return Err(Undecidable::OnlyKeyless {
+                repository: repository.to_owned(),
+                authorities: authorities
+                    .iter()
+                    .map(|a| format!("`{}`", a.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+        Ok(authorities)
     }
 
     /// The authority with this name.
