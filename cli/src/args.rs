@@ -38,6 +38,9 @@ pub enum Command {
     /// Verify any Sigstore bundle (certificate identity or managed key), offline: the
     /// sigstore-conformance protocol.
     VerifyBundle(crate::cmd::verify_bundle::VerifyBundleArgs),
+    /// Sign any file keylessly (OIDC token -> Fulcio certificate -> Rekor entry) into a
+    /// Sigstore bundle: the sigstore-conformance protocol.
+    SignBundle(crate::cmd::sign_bundle::SignBundleArgs),
 }
 
 /// Registry access.
@@ -83,8 +86,19 @@ pub struct AttestArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// PEM private key (ECDSA P-256 or P-384).
-    #[arg(long, value_name = "KEY")]
-    pub key: std::path::PathBuf,
+    #[arg(
+        long,
+        value_name = "KEY",
+        required_unless_present = "keyless",
+        conflicts_with = "keyless"
+    )]
+    pub key: Option<std::path::PathBuf>,
+    /// Sign without a long-lived key: an OIDC identity token buys a short-lived Fulcio
+    /// certificate, and the signature is logged in Rekor.
+    #[arg(long)]
+    pub keyless: bool,
+    #[command(flatten)]
+    pub keyless_args: crate::cmd::keyless::KeylessArgs,
     /// Free metadata recorded in the attestation (version, dataset, owner, purpose,
     /// license, ...). Repeatable.
     #[arg(long, value_name = "KEY=VALUE")]
@@ -120,6 +134,14 @@ pub struct VerifyArgs {
     pub expect_model_digest: Option<String>,
     #[command(flatten)]
     pub trust: VerifyTrustArgs,
+    /// The exact OIDC issuer of a keyless signer's certificate (with
+    /// `--certificate-identity`).
+    #[arg(long, value_name = "URL", requires = "certificate_identity")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// The Sigstore trusted root (`trusted_root.json`) for `--certificate-identity`
+    /// [default: the embedded public-good production snapshot].
+    #[arg(long, value_name = "FILE", requires = "certificate_identity")]
+    pub trusted_root: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -137,6 +159,10 @@ pub struct VerifyTrustArgs {
     /// (model-signing's certificate mode).
     #[arg(long, value_name = "CA.pem")]
     pub certificate_chain: Option<PathBuf>,
+    /// A keyless signer: the exact identity (SAN) of its Fulcio certificate (with
+    /// `--certificate-oidc-issuer`; checked offline against `--trusted-root`).
+    #[arg(long, value_name = "IDENTITY", requires = "certificate_oidc_issuer")]
+    pub certificate_identity: Option<String>,
     /// The trust policy (YAML, `vouch.dev/v1alpha1` `TrustPolicy`): the authorities of its
     /// `images` rules that match `--image` may sign. Needs `--image REF@sha256:HEX`.
     #[arg(long, value_name = "FILE")]
@@ -232,8 +258,19 @@ pub enum ModelCommand {
         /// The model directory.
         dir: PathBuf,
         /// PEM private key (PKCS#8 or SEC 1; ECDSA P-256 or P-384).
-        #[arg(long, value_name = "KEY")]
-        key: PathBuf,
+        #[arg(
+            long,
+            value_name = "KEY",
+            required_unless_present = "keyless",
+            conflicts_with = "keyless"
+        )]
+        key: Option<PathBuf>,
+        /// Sign without a long-lived key: an OIDC identity token buys a short-lived Fulcio
+        /// certificate, and the signature is logged in Rekor.
+        #[arg(long)]
+        keyless: bool,
+        #[command(flatten)]
+        keyless_args: crate::cmd::keyless::KeylessArgs,
         /// Where to write the signature [default: DIR/model.sig].
         #[arg(long, value_name = "FILE")]
         signature: Option<PathBuf>,
@@ -254,6 +291,14 @@ pub enum ModelCommand {
         signature: PathBuf,
         #[command(flatten)]
         trust: TrustArgs,
+        /// The exact OIDC issuer of a keyless signer's certificate (with
+        /// `--certificate-identity`).
+        #[arg(long, value_name = "URL", requires = "certificate_identity")]
+        certificate_oidc_issuer: Option<String>,
+        /// The Sigstore trusted root (`trusted_root.json`) for `--certificate-identity`
+        /// [default: the embedded public-good production snapshot].
+        #[arg(long, value_name = "FILE", requires = "certificate_identity")]
+        trusted_root: Option<PathBuf>,
         #[command(flatten)]
         ignore: IgnoreArgs,
         #[command(flatten)]
@@ -272,4 +317,8 @@ pub struct TrustArgs {
     /// (model-signing's certificate mode).
     #[arg(long, value_name = "CA.pem")]
     pub certificate_chain: Option<PathBuf>,
+    /// A keyless signer: the exact identity (SAN) of its Fulcio certificate (with
+    /// `--certificate-oidc-issuer`; checked offline against `--trusted-root`).
+    #[arg(long, value_name = "IDENTITY", requires = "certificate_oidc_issuer")]
+    pub certificate_identity: Option<String>,
 }

@@ -178,9 +178,11 @@ pub fn attest(args: AttestArgs) -> Result {
 /// A bundle that verified under the trust given, with the attestation it carries.
 type VerifiedAttestation = Verified<(Attestation, Signer)>;
 
-fn verify_bundle_bytes(bytes: &[u8], trust: &vouch_trust::Trust) -> Result<VerifiedAttestation> {
-    let bundle = Bundle::from_json(bytes)?;
-    let verified = vouch_trust::verify_envelope(&bundle, trust, SystemTime::now())?;
+fn verify_bundle_bytes(
+    bytes: &[u8],
+    trust: &super::keyless::BundleTrust,
+) -> Result<VerifiedAttestation> {
+    let verified = trust.verify(bytes)?;
     vouch_attest::from_verified(verified).map_err(attest_failure)
 }
 
@@ -253,10 +255,19 @@ fn verify_with_trust(
     args: &VerifyArgs,
     candidates: &[(String, Vec<u8>)],
 ) -> Result<(String, VerifiedAttestation)> {
-    let trust = load_trust(&TrustArgs {
-        key: args.trust.key.clone(),
-        certificate_chain: args.trust.certificate_chain.clone(),
-    })?;
+    let trust = match (
+        &args.trust.certificate_identity,
+        &args.certificate_oidc_issuer,
+    ) {
+        (Some(identity), Some(issuer)) => {
+            super::keyless::BundleTrust::keyless(identity, issuer, args.trusted_root.as_deref())?
+        }
+        _ => super::keyless::BundleTrust::Classic(load_trust(&TrustArgs {
+            key: args.trust.key.clone(),
+            certificate_chain: args.trust.certificate_chain.clone(),
+            certificate_identity: None,
+        })?),
+    };
     let image_digest = match &args.image {
         Some(r) => Some(registry::require_digest(r)?),
         None => None,

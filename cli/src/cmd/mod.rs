@@ -2,9 +2,11 @@
 
 mod attest;
 mod key;
+pub mod keyless;
 mod model;
 pub mod policy;
 mod registry;
+pub mod sign_bundle;
 pub mod verify_bundle;
 
 use crate::args::{Cli, Command};
@@ -19,5 +21,6 @@ pub fn run(cli: Cli) -> Result {
         Command::Inspect(i) => attest::inspect(i),
         Command::Policy(p) => policy::run(p),
         Command::VerifyBundle(v) => verify_bundle::run(v),
+        Command::SignBundle(s) => sign_bundle::run(s),
     }
 }

@@ -1,5 +1,4 @@
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use serde_json::json;
 use vouch_model::{
@@ -22,18 +21,38 @@ pub fn run(cmd: ModelCommand) -> Result {
         ModelCommand::Sign {
             dir,
             key,
+            keyless,
+            keyless_args,
             signature,
             name,
             hashing,
             output,
-        } => sign(&dir, &key, signature, name, &hashing, &output),
+        } => {
+            // The signer before any hashing: a missing key or token should fail first.
+            let signer = super::keyless::DsseSigner::new(
+                key.as_deref(),
+                keyless.then_some(&keyless_args),
+                Some(&keyless_args),
+            )?;
+            sign(&dir, &signer, signature, name, &hashing, &output)
+        }
         ModelCommand::Verify {
             dir,
             signature,
             trust,
+            certificate_oidc_issuer,
+            trusted_root,
             ignore,
             output,
-        } => verify(&dir, &signature, &trust, &ignore, &output),
+        } => {
+            let trust = match (&trust.certificate_identity, &certificate_oidc_issuer) {
+                (Some(identity), Some(issuer)) => {
+                    super::keyless::BundleTrust::keyless(identity, issuer, trusted_root.as_deref())?
+                }
+                _ => super::keyless::BundleTrust::Classic(load_trust(&trust)?),
+            };
+            verify(&dir, &signature, &trust, &ignore, &output)
+        }
     }
 }
 
@@ -301,15 +320,13 @@ fn hash(dir: &Path, args: &HashingArgs, output: &OutputArgs) -> Result {
 
 fn sign(
     dir: &Path,
-    key_path: &Path,
+    signer: &super::keyless::DsseSigner,
     signature: Option<PathBuf>,
     name: Option<String>,
     args: &HashingArgs,
     output: &OutputArgs,
 ) -> Result {
     let model = model_target(dir)?;
-    let key = vouch_sign::SigningKey::from_pem(&files::read(key_path, "private key")?)
-        .map_err(|e| Failure::undecided(format!("`{}`: {e}", key_path.display())))?;
     // A directory's signature defaults to DIR/model.sig, a file's to FILE.sig beside it.
     let signature = signature.unwrap_or_else(|| {
         if model.single_file {
@@ -345,8 +362,8 @@ fn sign(
             .unwrap_or_default()
     });
     let payload = vouch_oms::build_statement(&name, &manifest, &ignore);
-    let bundle = key.sign_dsse(vouch_bundle::IN_TOTO_PAYLOAD_TYPE, payload)?;
-    files::write_atomic(&signature, &bundle.to_json(), 0o644)?;
+    let (bundle_json, keyless) = signer.sign_statement(payload)?;
+    files::write_atomic(&signature, &bundle_json, 0o644)?;
     if output.json {
         return print_json(&json!({
             "signature": signature,
@@ -355,7 +372,13 @@ fn sign(
             "bytes": manifest.total_bytes(),
             "modelDigest": manifest.model_digest().map(|d| d.to_string()),
             "omsDigest": manifest.oms_digest().to_string(),
-            "keyHint": key.public_key().hint(),
+            "keyHint": match signer {
+                super::keyless::DsseSigner::Key(key) => Some(key.public_key().hint()),
+                super::keyless::DsseSigner::Keyless(_) => None,
+            },
+            "identity": keyless.as_ref().map(|k| &k.identity),
+            "issuer": keyless.as_ref().map(|k| &k.issuer),
+            "logIndex": keyless.as_ref().and_then(|k| k.log_index),
         }));
     }
     if !output.quiet {
@@ -367,6 +390,9 @@ fn sign(
             signature.display(),
             manifest.oms_digest()
         );
+        if let Some(k) = &keyless {
+            eprintln!("signed as {} (issuer {})", k.identity, k.issuer);
+        }
     }
     Ok(())
 }
@@ -390,14 +416,12 @@ pub fn load_trust(args: &TrustArgs) -> Result<Trust> {
 fn verify(
     dir: &Path,
     signature: &Path,
-    trust: &TrustArgs,
+    trust: &super::keyless::BundleTrust,
     ignore: &IgnoreArgs,
     output: &OutputArgs,
 ) -> Result {
     let model = model_target(dir)?;
-    let trust = load_trust(trust)?;
-    let bundle = vouch_bundle::Bundle::from_json(&files::read(signature, "signature")?)?;
-    let verified = vouch_trust::verify_envelope(&bundle, &trust, SystemTime::now())?;
+    let verified = trust.verify(&files::read(signature, "signature")?)?;
     let statement = vouch_oms::statement_from(verified)?;
     let mut extra = model_ignore_set(&model, ignore)?;
     if !model.single_file

@@ -118,7 +118,7 @@ pub fn run(a: VerifyBundleArgs) -> Result {
     Ok(())
 }
 
-fn failure(e: Error) -> Failure {
+pub fn failure(e: Error) -> Failure {
     let f = if e.is_rejection() {
         Failure::rejected(format!("verification failed: {e}"))
     } else {

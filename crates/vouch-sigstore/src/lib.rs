@@ -339,6 +339,46 @@ pub fn verify(
     })
 }
 
+/// Verify a DSSE bundle carrying an in-toto statement, whatever its subjects: the artifact
+/// checked is the statement's own first SHA-256 subject (the caller checks the statement's
+/// content against what it holds, e.g. a model directory). [`Verification::statement`] is
+/// then the statement exactly as signed.
+pub fn verify_statement(
+    bundle_json: &[u8],
+    root: &TrustedRoot,
+    signer: &Signer,
+) -> Result<Verification, Error> {
+    let text =
+        std::str::from_utf8(bundle_json).map_err(|e| Error::Bundle(format!("not UTF-8: {e}")))?;
+    let bundle = Bundle::from_json(text).map_err(|e| Error::Bundle(e.to_string()))?;
+    let SignatureContent::DsseEnvelope(envelope) = &bundle.content else {
+        return Err(Error::Bundle(
+            "it holds a message signature, not a DSSE envelope with an in-toto statement".into(),
+        ));
+    };
+    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(Error::Bundle(format!(
+            "its payload type is `{}`, expected `{IN_TOTO_PAYLOAD_TYPE}`",
+            envelope.payload_type
+        )));
+    }
+    let digest = first_sha256_subject(envelope.payload.as_bytes()).ok_or_else(|| {
+        Error::Bundle("its in-toto statement has no subject with a sha256 digest".into())
+    })?;
+    verify(bundle_json, root, signer, Artifact::Sha256(digest))
+}
+
+const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+fn first_sha256_subject(statement: &[u8]) -> Option<[u8; 32]> {
+    let v: serde_json::Value = serde_json::from_slice(statement).ok()?;
+    v.get("subject")?
+        .as_array()?
+        .iter()
+        .filter_map(|s| s.get("digest")?.get("sha256")?.as_str())
+        .find_map(|hex| parse_sha256_digest(&format!("sha256:{hex}")))
+}
+
 fn run(
     verifier: &Verifier,
     bundle: &Bundle,

@@ -82,12 +82,25 @@ pub enum Signer {
         /// When the certificate expires (RFC 3339).
         not_after: String,
     },
+    /// A short-lived Fulcio certificate (keyless signing), checked with its transparency-log
+    /// entry and timestamps against a Sigstore trusted root: see [`verify_keyless`].
+    Keyless {
+        /// The certificate's identity (SAN), exactly the one asked for.
+        identity: String,
+        /// The certificate's OIDC issuer, exactly the one asked for.
+        issuer: String,
+        /// When it was signed (Rekor integrated time or RFC 3161 timestamp, RFC 3339).
+        signed_at: Option<String>,
+    },
 }
 
 impl std::fmt::Display for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Key { hint } => write!(f, "public key {hint}"),
+            Self::Keyless {
+                identity, issuer, ..
+            } => write!(f, "{identity} (issuer {issuer})"),
             Self::Certificate {
                 identities,
                 fingerprint,
@@ -250,5 +263,47 @@ pub fn verify_envelope(
         payload_type: env.payload_type.clone(),
         payload: env.payload.clone(),
         signer,
+    }))
+}
+
+/// Check a keyless (Sigstore) DSSE bundle, its JSON bytes: the Fulcio certificate chains to
+/// `root` and names exactly `identity` and `issuer`, the signature verifies over the DSSE
+/// pre-authentication encoding, and the Rekor entry (inclusion proof, signed entry
+/// timestamp) and any RFC 3161 timestamps verify against `root`; the certificate must have
+/// been valid when the log or the timestamp authority saw the signature. All offline, by
+/// `vouch-sigstore` (the sigstore org's `sigstore-verify`).
+///
+/// The one way to a [`Verified<SignedPayload>`] besides [`verify_envelope`]; the payload is
+/// the in-toto statement exactly as signed.
+#[cfg(feature = "sigstore")]
+pub fn verify_keyless(
+    bundle_json: &[u8],
+    root: &vouch_sigstore::TrustedRoot,
+    identity: &str,
+    issuer: &str,
+) -> Result<Verified<SignedPayload>, vouch_sigstore::Error> {
+    let signer = vouch_sigstore::Signer::Identity {
+        identity: identity.to_owned(),
+        issuer: issuer.to_owned(),
+    };
+    let verification = vouch_sigstore::verify_statement(bundle_json, root, &signer)?;
+    let payload = verification
+        .statement()
+        .ok_or_else(|| vouch_sigstore::Error::Bundle("no DSSE payload".into()))?
+        .to_vec();
+    let (identity, issuer) = match verification.signed_by() {
+        vouch_sigstore::SignedBy::Certificate { identity, issuer } => {
+            (identity.clone(), issuer.clone())
+        }
+        vouch_sigstore::SignedBy::Key => (identity.to_owned(), issuer.to_owned()),
+    };
+    Ok(Verified::new(SignedPayload {
+        payload_type: IN_TOTO_PAYLOAD_TYPE.to_owned(),
+        payload,
+        signer: Signer::Keyless {
+            identity,
+            issuer,
+            signed_at: verification.signed_at().map(str::to_owned),
+        },
     }))
 }
