@@ -712,7 +712,7 @@ fn policy_with_only_keyless_authorities_rejects_never_accepts() {
             &pinned_image(),
         ],
         1,
-        "keyless (certificate identity) verification is not built into this binary yet",
+        "not signed by `github-release`",
     );
 }
 

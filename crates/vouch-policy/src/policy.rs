@@ -118,14 +118,18 @@ pub enum SubjectMatch {
 pub enum AuthorityKind {
     /// A public key (ECDSA P-256 or P-384).
     Key(PublicKey),
-    /// A Fulcio-style identity. Parsed and validated; verification is not built yet.
+    /// A keyless (Fulcio certificate) identity: the OIDC issuer and the subject (SAN), with
+    /// the Sigstore trusted root its certificates and log entries are checked against.
     Keyless {
         /// OIDC issuer URL.
         issuer: String,
         /// Subject match.
         subject: SubjectMatch,
-        /// Trusted root file, resolved against the policy's directory.
+        /// Trusted root file, resolved against the policy's directory (`None`: the embedded
+        /// public-good production root).
         trusted_root: Option<PathBuf>,
+        /// That trusted root, loaded and checked when the policy is loaded.
+        root: std::sync::Arc<vouch_trust::sigstore::TrustedRoot>,
     },
 }
 
@@ -182,14 +186,6 @@ pub enum Undecidable {
         "no rule of the policy covers `{repository}`, so it names no authority that may sign it"
     )]
     NotCovered { repository: String },
-    /// Every authority of the rules is keyless.
-    #[error(
-        "the policy trusts only keyless authorities for `{repository}` ({authorities}), and keyless (certificate identity) verification is not built into this binary yet"
-    )]
-    OnlyKeyless {
-        repository: String,
-        authorities: String,
-    },
 }
 
 impl Undecidable {
@@ -200,7 +196,6 @@ impl Undecidable {
             Self::NotCovered { repository } => format!(
                 "add an `images` rule whose glob matches `{repository}`, e.g. `- glob: {repository}` with `authorities: [NAME]`"
             ),
-            Self::OnlyKeyless { .. } => "add a key authority (`key: FILE` or `keyData: PEM`) to the image's rule, and sign the attestation with that key".to_owned(),
         }
     }
 }
@@ -440,27 +435,13 @@ impl Policy {
         out
     }
 
-    /// The authorities that may sign attestations for `repository`, when this binary can
-    /// verify at least one of them: [`Undecidable`] when no rule covers it, or when every
-    /// authority of its rules is keyless (not verifiable here yet).
+    /// The authorities that may sign attestations for `repository`: [`Undecidable`] when no
+    /// rule covers it.
     pub fn signers_for(&self, repository: &str) -> Result<Vec<&Authority>, Undecidable> {
         let authorities = self.authorities_for(repository);
         if authorities.is_empty() {
             return Err(Undecidable::NotCovered {
                 repository: repository.to_owned(),
-            });
-        }
-        if authorities
-            .iter()
-            .all(|a| matches!(a.kind, AuthorityKind::Keyless { .. }))
-        {
-            return Err(Undecidable::OnlyKeyless {
-                repository: repository.to_owned(),
-                authorities: authorities
-                    .iter()
-                    .map(|a| format!("`{}`", a.name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
             });
         }
         Ok(authorities)
@@ -510,13 +491,30 @@ fn keyless(field: &str, k: &RawKeyless, base: Option<&Path>) -> Result<Authority
             ));
         }
     };
+    let trusted_root = k
+        .trusted_root
+        .as_ref()
+        .map(|t| base.map_or_else(|| PathBuf::from(t), |b| b.join(t)));
+    let root = match &trusted_root {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                invalid(
+                    format!("{field}.keyless.trustedRoot"),
+                    format!("cannot read `{}`: {e}", path.display()),
+                )
+            })?;
+            vouch_trust::sigstore::TrustedRoot::from_json(&bytes)
+        }
+        None => vouch_trust::sigstore::TrustedRoot::embedded(
+            vouch_trust::sigstore::Instance::Production,
+        ),
+    }
+    .map_err(|e| invalid(format!("{field}.keyless.trustedRoot"), e.to_string()))?;
     Ok(AuthorityKind::Keyless {
         issuer: k.issuer.clone(),
         subject,
-        trusted_root: k
-            .trusted_root
-            .as_ref()
-            .map(|t| base.map_or_else(|| PathBuf::from(t), |b| b.join(t))),
+        trusted_root,
+        root: std::sync::Arc::new(root),
     })
 }
 

@@ -8,7 +8,7 @@ use vouch_bundle::Bundle;
 use vouch_trust::{Signer, Trust, Verified};
 
 use crate::image::ImageRef;
-use crate::policy::{AuthorityKind, Policy};
+use crate::policy::{AuthorityKind, Policy, SubjectMatch};
 
 /// An attestation that verified against a named authority and covers the image digest.
 #[derive(Debug, Clone)]
@@ -76,27 +76,44 @@ pub fn verify_image(
     };
     for (n, bytes) in bundles.iter().enumerate() {
         let label = format!("attestation #{}", n + 1);
-        let bundle = match Bundle::from_json(bytes) {
-            Ok(b) => b,
-            Err(e) => {
-                out.rejected.push(format!("{label} is not a bundle: {e}"));
-                continue;
-            }
-        };
+        // Parsed once, when a key authority needs it (keyless bundles are parsed by the
+        // Sigstore verifier).
+        let mut parsed: Option<Result<Bundle, String>> = None;
         let mut reasons: Vec<String> = Vec::new();
         let mut accepted = false;
         for authority in &authorities {
             let name = authority.name.as_str();
-            let trust = match &authority.kind {
-                AuthorityKind::Key(k) => Trust::Key(k.clone()),
-                AuthorityKind::Keyless { .. } => {
-                    reasons.push(format!(
-                        "authority `{name}` is keyless, which this build cannot verify yet"
-                    ));
-                    continue;
+            let verified = match &authority.kind {
+                AuthorityKind::Key(k) => {
+                    let bundle = parsed
+                        .get_or_insert_with(|| Bundle::from_json(bytes).map_err(|e| e.to_string()));
+                    match bundle {
+                        Ok(b) => vouch_trust::verify_envelope(b, &Trust::Key(k.clone()), now)
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(format!("not a bundle: {e}")),
+                    }
+                }
+                AuthorityKind::Keyless {
+                    issuer,
+                    subject,
+                    root,
+                    ..
+                } => {
+                    let signer = match subject {
+                        SubjectMatch::Exact(s) => vouch_trust::sigstore::Signer::Identity {
+                            identity: s.clone(),
+                            issuer: issuer.clone(),
+                        },
+                        SubjectMatch::RegExp(r) => vouch_trust::sigstore::Signer::IdentityPattern {
+                            pattern: r.clone(),
+                            issuer: issuer.clone(),
+                        },
+                    };
+                    vouch_trust::verify_keyless_signer(bytes, root, &signer)
+                        .map_err(|e| e.to_string())
                 }
             };
-            let payload = match vouch_trust::verify_envelope(&bundle, &trust, now) {
+            let payload = match verified {
                 Ok(p) => p,
                 Err(e) => {
                     reasons.push(format!("not signed by `{name}`: {e}"));

@@ -191,6 +191,15 @@ pub enum Signer {
         /// The expected OIDC issuer URL, compared exactly.
         issuer: String,
     },
+    /// A Fulcio certificate whose SAN matches `pattern` (a regular expression, anchored as
+    /// written) and whose OIDC issuer extension is exactly `issuer`. Trust policies use it
+    /// for "any release workflow of this repository".
+    IdentityPattern {
+        /// The expression the SAN (URI or email) must match.
+        pattern: regex_lite::Regex,
+        /// The expected OIDC issuer URL, compared exactly.
+        issuer: String,
+    },
 }
 
 /// What was signed: the artifact itself or its SHA-256 digest. For a DSSE bundle, the
@@ -305,8 +314,22 @@ pub fn verify(
             let policy = VerificationPolicy::new(identity.as_str(), issuer.as_str());
             run(&root.verifier, &bundle, &policy, signer, artifact)
         }
+        Signer::IdentityPattern { issuer, .. } => {
+            // Everything but the SAN is checked by the verifier; the SAN right below.
+            let policy = VerificationPolicy::any_identity().require_issuer(issuer.as_str());
+            run(&root.verifier, &bundle, &policy, signer, artifact)
+        }
     }
     .map_err(Error::from_verify)?;
+    if let Signer::IdentityPattern { pattern, .. } = signer {
+        let actual = result.identity().map(|i| i.to_string());
+        if !actual.as_deref().is_some_and(|a| pattern.is_match(a)) {
+            return Err(Error::IdentityMismatch {
+                expected: format!("an identity matching `{}`", pattern.as_str()),
+                actual,
+            });
+        }
+    }
 
     let signed_by = match signer {
         Signer::Key(_) => SignedBy::Key,
@@ -314,6 +337,12 @@ pub fn verify(
             identity: result
                 .identity()
                 .map_or_else(|| identity.clone(), |i| i.to_string()),
+            issuer: result
+                .issuer()
+                .map_or_else(|| issuer.clone(), str::to_string),
+        },
+        Signer::IdentityPattern { issuer, .. } => SignedBy::Certificate {
+            identity: result.identity().map(|i| i.to_string()).unwrap_or_default(),
             issuer: result
                 .issuer()
                 .map_or_else(|| issuer.clone(), str::to_string),
@@ -411,7 +440,7 @@ fn needs_whole_message(bundle: &Bundle, signer: &Signer) -> bool {
     }
     let algorithm = match signer {
         Signer::Key(key) => KeyAlgorithm::from_spki(&key.0).ok(),
-        Signer::Identity { .. } => bundle
+        Signer::Identity { .. } | Signer::IdentityPattern { .. } => bundle
             .signing_certificate()
             .and_then(|cert| parse_certificate_info(cert).ok())
             .map(|info| info.key_algorithm),

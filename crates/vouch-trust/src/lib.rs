@@ -21,6 +21,10 @@ use std::time::SystemTime;
 pub use keys::{Curve, PublicKey};
 pub use time::rfc3339;
 use vouch_bundle::{Bundle, IN_TOTO_PAYLOAD_TYPE, Material};
+/// Sigstore bundle verification (trusted roots, certificate identities), with the `sigstore`
+/// feature.
+#[cfg(feature = "sigstore")]
+pub use vouch_sigstore as sigstore;
 pub use x509::CertificateAuthorities;
 
 /// Proof that a check ran: only this crate can build one.
@@ -286,7 +290,28 @@ pub fn verify_keyless(
         identity: identity.to_owned(),
         issuer: issuer.to_owned(),
     };
-    let verification = vouch_sigstore::verify_statement(bundle_json, root, &signer)?;
+    verify_keyless_signer(bundle_json, root, &signer)
+}
+
+/// Like [`verify_keyless`], for any certificate signer (an exact identity or a pattern).
+#[cfg(feature = "sigstore")]
+pub fn verify_keyless_signer(
+    bundle_json: &[u8],
+    root: &vouch_sigstore::TrustedRoot,
+    signer: &vouch_sigstore::Signer,
+) -> Result<Verified<SignedPayload>, vouch_sigstore::Error> {
+    let (identity, issuer) = match signer {
+        vouch_sigstore::Signer::Identity { identity, issuer } => {
+            (identity.as_str(), issuer.as_str())
+        }
+        vouch_sigstore::Signer::IdentityPattern { issuer, .. } => ("", issuer.as_str()),
+        _ => {
+            return Err(vouch_sigstore::Error::WrongMaterial {
+                signed_with_key: false,
+            });
+        }
+    };
+    let verification = vouch_sigstore::verify_statement(bundle_json, root, signer)?;
     let payload = verification
         .statement()
         .ok_or_else(|| vouch_sigstore::Error::Bundle("no DSSE payload".into()))?
