@@ -60,6 +60,21 @@ impl Glob {
 
     /// Whether `repository` matches.
     pub fn matches(&self, repository: &str) -> bool {
+        // Cheap rejection first: a glob's literal prefix (up to its first wildcard) must
+        // start the repository. Most rules fail here, on every admission review.
+        let prefix = self.text.find(['*', '?']).map_or(self.text.as_str(), |i| {
+            self.text.get(..i).unwrap_or_default()
+        });
+        let Some(rest) = repository.strip_prefix(prefix) else {
+            return false;
+        };
+        // The common shapes, without the general matcher: `PREFIX/*` and `PREFIX/**`.
+        match self.text.get(prefix.len()..) {
+            Some("") => return rest.is_empty(),
+            Some("*") => return !rest.contains('/'),
+            Some("**") => return true,
+            _ => {}
+        }
         let s: Vec<char> = repository.chars().collect();
         matches(&self.tokens, &s)
     }
@@ -78,8 +93,9 @@ fn matches(tokens: &[Token], s: &[char]) -> bool {
     if let Some(r) = reachable.first_mut() {
         *r = true;
     }
+    let mut next = vec![false; s.len() + 1];
     for t in tokens {
-        let mut next = vec![false; s.len() + 1];
+        next.fill(false);
         for j in 0..=s.len() {
             if !reachable.get(j).copied().unwrap_or(false) {
                 continue;
@@ -110,7 +126,7 @@ fn matches(tokens: &[Token], s: &[char]) -> bool {
                 }
             }
         }
-        reachable = next;
+        std::mem::swap(&mut reachable, &mut next);
     }
     reachable.get(s.len()).copied().unwrap_or(false)
 }
@@ -142,6 +158,31 @@ mod tests {
         let g = Glob::new("**/llm-?").unwrap();
         assert!(g.matches("a/b/llm-1"));
         assert!(!g.matches("a/b/llm-12"));
+    }
+
+    #[test]
+    fn shortcuts_agree_with_the_general_matcher() {
+        let inputs = [
+            "r.io/m",
+            "r.io/m/",
+            "r.io/m/x",
+            "r.io/m/x/y",
+            "r.io/mx",
+            "r.io",
+            "",
+            "r.io/m/**",
+        ];
+        for glob in ["r.io/m/*", "r.io/m/**", "r.io/m", "r.io/*", "r.io/**"] {
+            let g = Glob::new(glob).unwrap();
+            for input in inputs {
+                let s: Vec<char> = input.chars().collect();
+                assert_eq!(
+                    g.matches(input),
+                    super::matches(&g.tokens, &s),
+                    "{glob} ~ {input}"
+                );
+            }
+        }
     }
 
     #[test]
