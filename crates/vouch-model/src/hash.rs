@@ -130,7 +130,7 @@ impl Default for HashOptions {
             algorithm: HashAlgorithm::Sha256,
             method: Method::Files,
             threads: 0,
-            buffer_size: 4 << 20,
+            buffer_size: 1 << 20,
         }
     }
 }
