@@ -100,14 +100,6 @@ pub struct Outcome {
 
 type VerifiedAttestation = vouch_trust::Verified<(vouch_attest::Attestation, vouch_trust::Signer)>;
 
-fn quoted_names(authorities: &[&vouch_policy::Authority]) -> String {
-    authorities
-        .iter()
-        .map(|a| format!("`{}`", a.name))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Load the key, or the policy and check that it can decide for the image, before any
 /// bundle is read or fetched.
 fn checker(c: &Config) -> Result<Checker, Failure> {
@@ -187,7 +179,7 @@ fn check_candidate(
                 return Err(Failure::Rejected(format!(
                     "the attestation is not accepted: the policy `{}` trusts {} for `{}`, and none of them verified it for this image:\n{}\nhint: sign the attestation with the key of one of these authorities, or add its signer to the policy",
                     path.display(),
-                    quoted_names(&policy.authorities_for(&image.repository)),
+                    policy.authority_names_for(&image.repository),
                     image.repository,
                     reasons.join("\n")
                 )));

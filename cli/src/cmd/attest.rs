@@ -292,14 +292,6 @@ fn verify_with_trust(
     Err(none_passed(failures, false))
 }
 
-fn quoted_names(authorities: &[&vouch_policy::Authority]) -> String {
-    authorities
-        .iter()
-        .map(|a| format!("`{}`", a.name))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The policy, and the image it decides by, before anything is fetched.
 struct PolicyTarget {
     policy: vouch_policy::Policy,
@@ -343,10 +335,9 @@ fn verify_with_policy(
     candidates: &[(String, Vec<u8>)],
 ) -> Result<(String, VerifiedAttestation, String)> {
     let PolicyTarget { policy, image } = target;
-    let authorities = policy.authorities_for(&image.repository);
     let trusted = format!(
         "the policy trusts {} for `{}`",
-        quoted_names(&authorities),
+        policy.authority_names_for(&image.repository),
         image.repository
     );
     let now = SystemTime::now();

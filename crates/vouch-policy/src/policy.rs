@@ -435,6 +435,15 @@ impl Policy {
         out
     }
 
+    /// The names of [`Policy::authorities_for`] `repository`, for messages: `` `a`, `b` ``.
+    pub fn authority_names_for(&self, repository: &str) -> String {
+        self.authorities_for(repository)
+            .iter()
+            .map(|a| format!("`{}`", a.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The authorities that may sign attestations for `repository`: [`Undecidable`] when no
     /// rule covers it.
     pub fn signers_for(&self, repository: &str) -> Result<Vec<&Authority>, Undecidable> {
