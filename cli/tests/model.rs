@@ -10,19 +10,14 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
+use common::{key, repo, stderr};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn key(name: &str) -> PathBuf {
-    repo().join("testdata/keys").join(name)
-}
 
 fn vouch<I, S>(args: I) -> Output
 where
@@ -33,10 +28,6 @@ where
         .args(args)
         .output()
         .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[track_caller]

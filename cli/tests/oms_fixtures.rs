@@ -9,19 +9,14 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
+use common::{key, repo, stderr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn oms(name: &str) -> PathBuf {
     repo().join("testdata/oms").join(name)
-}
-
-fn key(name: &str) -> PathBuf {
-    repo().join("testdata/keys").join(name)
 }
 
 fn model() -> PathBuf {
@@ -48,10 +43,6 @@ fn with_key(model: &Path, sig: &str, public: &str) -> Output {
 fn with_ca(model: &Path, sig: &str, ca: &str) -> Output {
     let ca = oms(ca);
     verify(model, sig, &["--certificate-chain", ca.to_str().unwrap()])
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 #[track_caller]

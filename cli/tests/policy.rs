@@ -12,6 +12,9 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
+use common::repo;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -21,10 +24,6 @@ const MODEL_DIGEST: &str =
     "sha256:0c2896e1f6f3de15409c9f3c4fbb230059405f27aa99867fc835b37ac286a735";
 /// The stand-in server image digest of testdata/policy/manifests.
 const SERVER_HEX: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 fn enforce() -> PathBuf {
     repo().join("testdata/policy/enforce.yaml")
