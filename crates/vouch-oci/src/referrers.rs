@@ -1,8 +1,14 @@
 //! The pure part of attestation storage: the artifact manifest, the referrers tag-schema
 //! index, and picking attestations out of a referrers list. No I/O; tested with recorded JSON.
+//!
+//! Descriptors written by vouch carry their content inline (the OCI 1.1 `data` field): the
+//! artifact manifest embeds the bundle, and the tag-schema index entry embeds the artifact
+//! manifest. A reader that understands `data` finds everything in the one index it fetches;
+//! one that does not fetches the manifest and the blob as usual, and both are always pushed.
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -19,7 +25,63 @@ pub struct Descriptor {
     pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// The content itself, base64 (OCI 1.1 embedded content). Untrusted until
+    /// [`Descriptor::embedded`] has checked it against `size` and `digest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
 }
+
+impl Descriptor {
+    /// A descriptor of `bytes`, with the bytes embedded.
+    #[must_use]
+    pub fn embedding(media_type: &str, bytes: &[u8]) -> Self {
+        Self {
+            media_type: media_type.to_owned(),
+            digest: crate::sha256_digest(bytes),
+            size: bytes.len() as u64,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+            data: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        }
+    }
+
+    /// The embedded content, if there is any: `Ok(None)` without `data`, an error when it
+    /// is not base64 or is not the content the descriptor names (size and digest).
+    pub fn embedded(&self, limit: u64) -> Result<Option<Vec<u8>>, String> {
+        let Some(data) = &self.data else {
+            return Ok(None);
+        };
+        // base64 is 4 characters for every 3 bytes: refuse before decoding anything huge.
+        if self.size > limit || (data.len() as u64) > limit.saturating_add(2) / 3 * 4 + 4 {
+            return Err(format!(
+                "its embedded content is larger than the {limit} bytes allowed"
+            ));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| format!("its embedded content is not base64: {e}"))?;
+        if bytes.len() as u64 != self.size {
+            return Err(format!(
+                "its embedded content is {} bytes, the descriptor says {}",
+                bytes.len(),
+                self.size
+            ));
+        }
+        let actual = crate::sha256_digest(&bytes);
+        if actual != self.digest {
+            return Err(format!(
+                "its embedded content has digest {actual}, the descriptor says {}",
+                self.digest
+            ));
+        }
+        Ok(Some(bytes))
+    }
+}
+
+/// Largest tag-schema index vouch writes with content embedded: past it, the oldest entries
+/// lose their `data` (they stay listed and are fetched by digest), so re-attesting an image
+/// many times never makes its index unreasonably large.
+pub const EMBED_BUDGET: usize = 256 << 10;
 
 /// The empty JSON object `{}` used as the config of artifacts.
 pub(crate) const EMPTY_CONFIG: &[u8] = b"{}";
@@ -84,7 +146,23 @@ pub fn merge_into_index(existing: Option<&[u8]>, entry: &Descriptor) -> Result<V
     if !present {
         manifests.push(json!(entry));
     }
-    serde_json::to_vec(&index).map_err(|e| e.to_string())
+    let mut bytes = serde_json::to_vec(&index).map_err(|e| e.to_string())?;
+    // Over budget: drop embedded content, oldest entries first, newest last.
+    let mut i = 0;
+    while bytes.len() > EMBED_BUDGET {
+        let Some(m) = index
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
+            .and_then(|l| l.get_mut(i))
+        else {
+            break;
+        };
+        if m.as_object_mut().and_then(|o| o.remove("data")).is_some() {
+            bytes = serde_json::to_vec(&index).map_err(|e| e.to_string())?;
+        }
+        i += 1;
+    }
+    Ok(bytes)
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +252,7 @@ mod tests {
             size: 10,
             artifact_type: None,
             annotations: BTreeMap::new(),
+            data: None,
         }
     }
 
@@ -256,5 +335,63 @@ mod tests {
         assert!(select_attestations(idx).unwrap().is_empty());
         assert!(select_attestations(b"{}").unwrap().is_empty());
         assert!(select_attestations(b"<html>").is_err());
+    }
+
+    #[test]
+    fn embedded_content_is_checked_against_its_descriptor() {
+        let d = Descriptor::embedding(BUNDLE_MEDIA_TYPE, b"{\"bundle\":1}");
+        assert_eq!(d.embedded(1024).unwrap().unwrap(), b"{\"bundle\":1}");
+        assert_eq!(desc('a', OCI_MANIFEST).embedded(1024).unwrap(), None);
+
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        // Same length, other bytes: the digest gives it away.
+        let mut swapped = d.clone();
+        swapped.data = Some(b64(b"{\"bundle\":2}"));
+        assert!(swapped.embedded(1024).unwrap_err().contains("digest"));
+        let mut short = d.clone();
+        short.data = Some(b64(b"{}"));
+        assert!(short.embedded(1024).unwrap_err().contains("bytes"));
+        let mut garbage = d.clone();
+        garbage.data = Some("not base64!".into());
+        assert!(garbage.embedded(1024).unwrap_err().contains("base64"));
+        // Over the limit: refused before decoding, whatever the descriptor claims.
+        assert!(d.embedded(4).unwrap_err().contains("allowed"));
+        let mut lying = d;
+        lying.size = 1;
+        lying.data = Some("A".repeat(10_000));
+        assert!(lying.embedded(1024).unwrap_err().contains("allowed"));
+    }
+
+    #[test]
+    fn an_embedded_bundle_survives_the_artifact_manifest() {
+        let bundle = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}"#;
+        let layer = Descriptor::embedding(BUNDLE_MEDIA_TYPE, bundle);
+        let subject = desc('b', OCI_MANIFEST);
+        let m = artifact_manifest(&layer, &subject, &BTreeMap::new());
+        let (got, _) = bundle_layer(&m, &subject.digest).unwrap();
+        assert_eq!(got.embedded(1 << 20).unwrap().unwrap(), bundle);
+    }
+
+    #[test]
+    fn an_index_over_budget_sheds_the_oldest_embedded_content() {
+        let big = vec![b'x'; EMBED_BUDGET / 3];
+        let mut index = None;
+        let mut entries = Vec::new();
+        for i in 0..5u8 {
+            let mut content = big.clone();
+            content.push(i);
+            let e = Descriptor {
+                artifact_type: Some(BUNDLE_MEDIA_TYPE.to_owned()),
+                ..Descriptor::embedding(OCI_MANIFEST, &content)
+            };
+            index = Some(merge_into_index(index.as_deref(), &e).unwrap());
+            entries.push(e);
+        }
+        let index = index.unwrap();
+        assert!(index.len() <= EMBED_BUDGET, "{} bytes", index.len());
+        let listed = select_attestations(&index).unwrap();
+        assert_eq!(listed.len(), 5, "every entry stays listed");
+        assert!(listed[0].data.is_none(), "the oldest lost its content");
+        assert_eq!(listed[4], entries[4], "the newest keeps its content");
     }
 }

@@ -2,6 +2,8 @@
 //! attestations stored for it. Async (the webhook); see `blocking` for the CLI.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -82,6 +84,13 @@ pub struct Registry {
     registry: String,
     auth: oci_client::secrets::RegistryAuth,
     timeout: Duration,
+    /// Anonymous manifest reads, made without oci-client (see [`Registry::manifest`]); built
+    /// on first use (at once for plain HTTP, where it loads no roots).
+    direct: OnceLock<reqwest::Client>,
+    plain: bool,
+    /// The registry answered an anonymous read with 401: it wants a token handshake, so
+    /// every later read goes through oci-client.
+    wants_token: AtomicBool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -144,11 +153,134 @@ impl Registry {
             Some(c) => c.clone(),
             None => Credentials::from_docker_config(&registry)?,
         };
-        Ok(Self {
+        let this = Self {
             client,
             auth: credentials.to_auth(),
             registry,
             timeout: options.timeout,
+            direct: OnceLock::new(),
+            plain,
+            wants_token: AtomicBool::new(false),
+        };
+        // Cheap without roots: made now rather than by the first burst of lookups at once.
+        if plain && this.anonymous() {
+            let _ = this.direct.set(this.direct_client()?);
+        }
+        Ok(this)
+    }
+
+    fn anonymous(&self) -> bool {
+        matches!(self.auth, oci_client::secrets::RegistryAuth::Anonymous)
+    }
+
+    /// The manifest (or index) at `reference`, at most [`MAX_MANIFEST_BYTES`].
+    ///
+    /// Anonymous reads skip oci-client: once it holds any auth for a registry, even anonymous,
+    /// it asks `GET /v2/` before every request, because an open registry hands out no token
+    /// to remember. That doubled the requests of every lookup. A registry that wants a token
+    /// answers the direct read with 401, and from then on oci-client does the handshake.
+    async fn manifest(
+        &self,
+        reference: &ImageReference,
+        accept: &[&str],
+        what: &'static str,
+    ) -> Result<Vec<u8>> {
+        if self.anonymous() && !self.wants_token.load(Ordering::Relaxed) {
+            match self.direct_manifest(reference, accept, what).await? {
+                Some(bytes) => return Ok(bytes),
+                None => self.wants_token.store(true, Ordering::Relaxed),
+            }
+        }
+        let (bytes, _) = self
+            .client
+            .pull_manifest_raw(reference.as_oci(), &self.auth, accept)
+            .await
+            .map_err(|e| self.error(what, &reference.to_string(), e))?;
+        Self::small(&bytes, &reference.to_string())?;
+        Ok(bytes.to_vec())
+    }
+
+    /// A direct anonymous `GET .../manifests/<tag or digest>`; `None` on 401.
+    async fn direct_manifest(
+        &self,
+        reference: &ImageReference,
+        accept: &[&str],
+        what: &'static str,
+    ) -> Result<Option<Vec<u8>>> {
+        let client = match self.direct.get() {
+            Some(c) => c,
+            None => {
+                let c = self.direct_client()?;
+                self.direct.get_or_init(|| c)
+            }
+        };
+        let oci = reference.as_oci();
+        let at = reference
+            .digest()
+            .or_else(|| reference.tag())
+            .unwrap_or("latest");
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{at}",
+            if self.plain { "http" } else { "https" },
+            oci.resolve_registry(),
+            oci.repository(),
+        );
+        let origin = reference.to_string();
+        let unreachable = |e: reqwest::Error| Error::Unreachable {
+            registry: self.registry.clone(),
+            reason: request_error_text(&e),
+        };
+        let mut response = client
+            .get(&url)
+            .header(http::header::ACCEPT, accept.join(", "))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match response.status().as_u16() {
+            200 => {}
+            401 => return Ok(None),
+            404 => return Err(Error::NotFound { reference: origin }),
+            403 => {
+                return Err(Error::Denied {
+                    registry: self.registry.clone(),
+                    reason: format!("{what}: 403 Forbidden"),
+                });
+            }
+            code => {
+                return Err(Error::Registry {
+                    registry: self.registry.clone(),
+                    what,
+                    reason: format!("HTTP {code} for {origin}"),
+                });
+            }
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            bytes.extend_from_slice(&chunk);
+            Self::small(&bytes, &origin)?;
+        }
+        Ok(Some(bytes))
+    }
+
+    fn direct_client(&self) -> Result<reqwest::Client> {
+        let mut b = reqwest::Client::builder()
+            .connect_timeout(self.timeout.min(Duration::from_secs(10)))
+            .read_timeout(self.timeout)
+            .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")));
+        if self.plain {
+            // As in `for_reference`: no roots for a client that never speaks TLS.
+            let anchor =
+                reqwest::Certificate::from_pem(NO_TRUST_ANCHOR).map_err(|e| Error::Registry {
+                    registry: self.registry.clone(),
+                    what: "client setup",
+                    reason: e.to_string(),
+                })?;
+            b = b.tls_certs_only([anchor]);
+        }
+        b.build().map_err(|e| Error::Registry {
+            registry: self.registry.clone(),
+            what: "client setup",
+            reason: e.to_string(),
         })
     }
 
@@ -156,12 +288,9 @@ impl Registry {
     /// the reference is checked against the bytes the registry returns.
     pub async fn resolve(&self, reference: &ImageReference) -> Result<ResolvedImage> {
         self.deadline(async {
-            let (bytes, _) = self
-                .client
-                .pull_manifest_raw(reference.as_oci(), &self.auth, IMAGE_TYPES)
-                .await
-                .map_err(|e| self.error("manifest fetch", &reference.to_string(), e))?;
-            Self::small(&bytes, &reference.to_string())?;
+            let bytes = self
+                .manifest(reference, IMAGE_TYPES, "manifest fetch")
+                .await?;
             let digest = self.checked(&bytes, reference.digest(), &reference.to_string())?;
             let media_type = manifest_media_type(&bytes).map_err(|reason| Error::Malformed {
                 what: "image manifest",
@@ -191,19 +320,16 @@ impl Registry {
         self.deadline(async {
             let r = image.reference.as_oci();
             let what = image.reference.to_string();
-            let layer = Descriptor {
-                media_type: BUNDLE_MEDIA_TYPE.to_owned(),
-                digest: crate::sha256_digest(bundle),
-                size: bundle.len() as u64,
-                artifact_type: None,
-                annotations: BTreeMap::new(),
-            };
+            // The bundle rides inline in the manifest, and the manifest inline in the index
+            // entry (see `referrers`); the blob and the manifest are pushed all the same.
+            let layer = Descriptor::embedding(BUNDLE_MEDIA_TYPE, bundle);
             let subject = Descriptor {
                 media_type: image.media_type.clone(),
                 digest: image.digest.clone(),
                 size: image.size,
                 artifact_type: None,
                 annotations: BTreeMap::new(),
+                data: None,
             };
             let manifest = referrers::artifact_manifest(&layer, &subject, annotations);
             let manifest_digest = crate::sha256_digest(&manifest);
@@ -242,11 +368,9 @@ impl Registry {
                 },
             };
             let entry = Descriptor {
-                media_type: OCI_MANIFEST.to_owned(),
-                digest: manifest_digest.clone(),
-                size: manifest.len() as u64,
                 artifact_type: Some(BUNDLE_MEDIA_TYPE.to_owned()),
                 annotations: annotations.clone(),
+                ..Descriptor::embedding(OCI_MANIFEST, &manifest)
             };
             let index =
                 referrers::merge_into_index(existing.as_deref(), &entry).map_err(|reason| {
@@ -269,9 +393,12 @@ impl Registry {
         .await
     }
 
-    /// The attestations stored for `image` (which must be pinned by digest): the referrers
-    /// API first, then the tag schema. Entries that are not vouch attestations for this exact
-    /// digest are skipped; content that does not match its descriptor is an error.
+    /// The attestations stored for `image` (which must be pinned by digest). The referrers
+    /// tag schema first: vouch always writes it, and its entries carry the manifests and
+    /// bundles inline, so a lookup is one request. The referrers API only when the tag lists
+    /// no attestation (say, one copied by a tool that only knows the API). Entries that are
+    /// not vouch attestations for this exact digest are skipped; content that does not match
+    /// its descriptor is an error.
     pub async fn fetch_attestations(
         &self,
         image: &ImageReference,
@@ -282,67 +409,103 @@ impl Registry {
             });
         };
         self.deadline(async {
-            // With no credentials, try without oci-client's auth handshake first: it costs a
-            // `GET /v2/` before every request. Registries that want an (anonymous) token
-            // answer 401, and the lookup is repeated with the handshake.
-            let anonymous = matches!(self.auth, oci_client::secrets::RegistryAuth::Anonymous);
-            if !anonymous {
+            if !self.anonymous() {
                 self.client
                     .store_auth_if_needed(&self.registry, &self.auth)
                     .await;
             }
-            let index = match self
-                .client
-                .pull_referrers(image.as_oci(), Some(BUNDLE_MEDIA_TYPE))
+            let tagged = image.with_tag(&subject.replace(':', "-"));
+            let found = match self
+                .manifest(&tagged, &[OCI_INDEX], "referrers index fetch")
                 .await
-                .map_err(|e| self.error("referrers lookup", &image.to_string(), e))
             {
-                Err(Error::Denied { .. }) if anonymous => {
+                Ok(index) => self.collect(image, &subject, &tagged, &index).await?,
+                Err(Error::NotFound { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            let index = match self.referrers_api(image).await {
+                Err(Error::Denied { .. }) if self.anonymous() => {
+                    // An (anonymous) token is wanted: let oci-client do the handshake.
                     self.client
                         .store_auth_if_needed(&self.registry, &self.auth)
                         .await;
-                    self.client
-                        .pull_referrers(image.as_oci(), Some(BUNDLE_MEDIA_TYPE))
-                        .await
-                        .map_err(|e| self.error("referrers lookup", &image.to_string(), e))?
+                    self.wants_token.store(true, Ordering::Relaxed);
+                    self.referrers_api(image).await?
                 }
                 other => other?,
             };
-            let index = serde_json::to_vec(&index).map_err(|e| Error::Malformed {
-                what: "referrers index",
-                origin: image.to_string(),
-                reason: e.to_string(),
-            })?;
-            let listed =
-                referrers::select_attestations(&index).map_err(|reason| Error::Malformed {
-                    what: "referrers index",
-                    origin: image.to_string(),
-                    reason,
-                })?;
-            let mut out = Vec::with_capacity(listed.len());
-            for entry in listed {
-                let at = image.with_digest(&entry.digest);
-                let (manifest, _) = self
-                    .client
-                    .pull_manifest_raw(at.as_oci(), &self.auth, &[OCI_MANIFEST])
-                    .await
-                    .map_err(|e| self.error("artifact manifest fetch", &at.to_string(), e))?;
-                Self::small(&manifest, &at.to_string())?;
-                self.checked(&manifest, Some(&entry.digest), &at.to_string())?;
-                // Listed for this image but attached to another: not ours to use.
-                let Ok((layer, annotations)) = referrers::bundle_layer(&manifest, &subject) else {
-                    continue;
-                };
-                let bundle = self.blob(image, &layer).await?;
-                out.push(FetchedAttestation {
-                    manifest_digest: entry.digest,
-                    bundle,
-                    annotations,
-                });
-            }
-            Ok(out)
+            self.collect(image, &subject, image, &index).await
         })
         .await
+    }
+
+    /// The referrers API's index (oci-client reads the tag schema itself on a 404).
+    async fn referrers_api(&self, image: &ImageReference) -> Result<Vec<u8>> {
+        let index = self
+            .client
+            .pull_referrers(image.as_oci(), Some(BUNDLE_MEDIA_TYPE))
+            .await
+            .map_err(|e| self.error("referrers lookup", &image.to_string(), e))?;
+        serde_json::to_vec(&index).map_err(|e| Error::Malformed {
+            what: "referrers index",
+            origin: image.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The attestations a referrers index lists: each entry's manifest (inline, or fetched)
+    /// and its bundle (inline, or fetched), every one checked against its descriptor.
+    async fn collect(
+        &self,
+        image: &ImageReference,
+        subject: &str,
+        origin: &ImageReference,
+        index: &[u8],
+    ) -> Result<Vec<FetchedAttestation>> {
+        let malformed = |what: &'static str, origin: String, reason: String| Error::Malformed {
+            what,
+            origin,
+            reason,
+        };
+        let listed = referrers::select_attestations(index)
+            .map_err(|reason| malformed("referrers index", origin.to_string(), reason))?;
+        let mut out = Vec::with_capacity(listed.len());
+        for entry in listed {
+            let at = image.with_digest(&entry.digest);
+            let manifest = match entry
+                .embedded(MAX_MANIFEST_BYTES as u64)
+                .map_err(|reason| malformed("referrers index entry", at.to_string(), reason))?
+            {
+                Some(m) => m,
+                None => {
+                    let m = self
+                        .manifest(&at, &[OCI_MANIFEST], "artifact manifest fetch")
+                        .await?;
+                    self.checked(&m, Some(&entry.digest), &at.to_string())?;
+                    m
+                }
+            };
+            // Listed for this image but attached to another: not ours to use.
+            let Ok((layer, annotations)) = referrers::bundle_layer(&manifest, subject) else {
+                continue;
+            };
+            let bundle = match layer
+                .embedded(MAX_BUNDLE_BYTES)
+                .map_err(|reason| malformed("bundle layer", at.to_string(), reason))?
+            {
+                Some(b) => b,
+                None => self.blob(image, &layer).await?,
+            };
+            out.push(FetchedAttestation {
+                manifest_digest: entry.digest,
+                bundle,
+                annotations,
+            });
+        }
+        Ok(out)
     }
 
     async fn blob(&self, image: &ImageReference, layer: &Descriptor) -> Result<Vec<u8>> {
