@@ -10,7 +10,7 @@ use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview,
 use kube_core::response::StatusSummary;
 use serde::Deserialize as _;
 use serde_json::Value;
-use vouch_policy::{Attestations, Decision, Policy, Subject};
+use vouch_policy::{Attestations, Decision, Policy, Prepared, Subject};
 
 use crate::cache::Cache;
 use crate::metrics::Metrics;
@@ -63,7 +63,7 @@ async fn handle_inner(state: &State, body: &[u8], started: Instant) -> Answer {
         tracing::warn!(status, error = %message, "unusable request");
         error_answer(status, &message)
     };
-    let value: Value = match serde_json::from_slice(body) {
+    let mut value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
             return invalid(state, 400, format!("vouch: the body is not JSON: {e}"));
@@ -88,7 +88,16 @@ async fn handle_inner(state: &State, body: &[u8], started: Instant) -> Answer {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let review = match AdmissionReview::<DynamicObject>::deserialize(&value) {
+    // The object is read once, by the policy (below); kube-core gets the rest of the review
+    // without it, so the (possibly large) object is neither copied nor parsed twice.
+    let object = value
+        .pointer_mut("/request/object")
+        .map(Value::take)
+        .filter(|o| !o.is_null());
+    if let Some(old) = value.pointer_mut("/request/oldObject") {
+        old.take();
+    }
+    let review = match AdmissionReview::<DynamicObject>::deserialize(value) {
         Ok(r) => r,
         Err(e) if !uid.is_empty() => {
             state.metrics.invalid.fetch_add(1, Relaxed);
@@ -130,12 +139,11 @@ async fn handle_inner(state: &State, body: &[u8], started: Instant) -> Answer {
         Operation::Connect => vouch_policy::Operation::Connect,
     };
     let namespace = req.namespace.clone().unwrap_or_default();
-    let object = value.pointer("/request/object").filter(|o| !o.is_null());
     let subject = Subject {
         kind: &req.kind.kind,
         namespace: &namespace,
         operation,
-        object,
+        object: object.as_ref(),
     };
     let decision = decide(state, &subject, started).await;
     if decision.allowed {
@@ -171,7 +179,8 @@ async fn handle_inner(state: &State, body: &[u8], started: Instant) -> Answer {
 async fn decide(state: &State, subject: &Subject<'_>, started: Instant) -> Decision {
     let policy = &state.policy;
     let deadline = started + state.deadline;
-    let images = vouch_policy::lookups(policy, subject);
+    let prepared = Prepared::new(policy, subject);
+    let images = prepared.lookups(policy);
     let mut results = Attestations::new();
     match images.as_slice() {
         [] => {}
@@ -196,7 +205,7 @@ async fn decide(state: &State, subject: &Subject<'_>, started: Instant) -> Decis
             }
         }
     }
-    vouch_policy::decide(policy, subject, &results)
+    prepared.decide(policy, &results)
 }
 
 /// Await every future concurrently (a few per request; no extra crate for this).

@@ -118,15 +118,58 @@ impl Decision {
     }
 }
 
-enum Prepared {
+/// A subject read once: its pod template, or the decision when there is nothing to check.
+/// [`Prepared::lookups`] then [`Prepared::decide`] read the object once (the webhook does
+/// this); [`lookups`] and [`decide`] do the same for callers that do not mind reading it
+/// twice.
+#[derive(Debug)]
+pub struct Prepared {
+    stage: Stage,
+    namespace: String,
+}
+
+#[derive(Debug)]
+enum Stage {
     Done(Decision),
     Template(Box<PodTemplate>),
 }
 
-fn prepare(policy: &Policy, s: &Subject<'_>) -> Prepared {
+impl Prepared {
+    /// Read `subject` under `policy`.
+    #[must_use]
+    pub fn new(policy: &Policy, subject: &Subject<'_>) -> Self {
+        Self {
+            stage: stage(policy, subject),
+            namespace: subject.namespace.to_owned(),
+        }
+    }
+
+    /// The images whose attestations must be fetched and verified (with
+    /// [`crate::verify_image`]) before [`Prepared::decide`]: pinned images the policy
+    /// covers, each once.
+    #[must_use]
+    pub fn lookups(&self, policy: &Policy) -> Vec<ImageRef> {
+        match &self.stage {
+            Stage::Done(_) => Vec::new(),
+            Stage::Template(t) => template_lookups(policy, t),
+        }
+    }
+
+    /// The decision, given the verified attestations of the images [`Prepared::lookups`]
+    /// named. Pure: no I/O, no clock.
+    #[must_use]
+    pub fn decide(self, policy: &Policy, results: &Attestations) -> Decision {
+        match self.stage {
+            Stage::Done(d) => d,
+            Stage::Template(t) => decide_template(policy, &self.namespace, &t, results),
+        }
+    }
+}
+
+fn stage(policy: &Policy, s: &Subject<'_>) -> Stage {
     match s.operation {
         Operation::Delete | Operation::Connect => {
-            return Prepared::Done(Decision::allow(format!(
+            return Stage::Done(Decision::allow(format!(
                 "vouch: allowed: {:?} carries no new pod spec",
                 s.operation
             )));
@@ -134,27 +177,27 @@ fn prepare(policy: &Policy, s: &Subject<'_>) -> Prepared {
         Operation::Create | Operation::Update => {}
     }
     if workload::template_path(s.kind).is_none() {
-        return Prepared::Done(Decision::allow(format!(
+        return Stage::Done(Decision::allow(format!(
             "vouch: allowed: a {} has no pod template",
             s.kind
         )));
     }
     if policy.is_exempt(s.namespace) {
-        return Prepared::Done(Decision::allow(format!(
+        return Stage::Done(Decision::allow(format!(
             "vouch: allowed: namespace `{}` is exempt by the policy",
             s.namespace
         )));
     }
     let Some(object) = s.object else {
-        return Prepared::Done(deny_object(s.kind, "the request carries no object".into()));
+        return Stage::Done(deny_object(s.kind, "the request carries no object".into()));
     };
     match workload::extract(s.kind, object) {
-        Ok(Some(t)) => Prepared::Template(Box::new(t)),
-        Ok(None) => Prepared::Done(Decision::allow(format!(
+        Ok(Some(t)) => Stage::Template(Box::new(t)),
+        Ok(None) => Stage::Done(Decision::allow(format!(
             "vouch: allowed: a {} has no pod template",
             s.kind
         ))),
-        Err(e) => Prepared::Done(deny_object(s.kind, e.to_string())),
+        Err(e) => Stage::Done(deny_object(s.kind, e.to_string())),
     }
 }
 
@@ -203,11 +246,12 @@ fn uses(t: &PodTemplate) -> Vec<Use<'_>> {
 /// [`crate::verify_image`]) before calling [`decide`]: pinned images the policy covers,
 /// each once.
 pub fn lookups(policy: &Policy, subject: &Subject<'_>) -> Vec<ImageRef> {
-    let Prepared::Template(t) = prepare(policy, subject) else {
-        return Vec::new();
-    };
+    Prepared::new(policy, subject).lookups(policy)
+}
+
+fn template_lookups(policy: &Policy, t: &PodTemplate) -> Vec<ImageRef> {
     let mut out: Vec<ImageRef> = Vec::new();
-    for u in uses(&t) {
+    for u in uses(t) {
         let Some(r) = u.text.and_then(|s| ImageRef::parse(s).ok()) else {
             continue;
         };
@@ -230,10 +274,15 @@ fn attest_hint(pinned: &str) -> String {
 /// Decide `subject` under `policy`, given the verified attestations of the images that
 /// [`lookups`] named. Pure: no I/O, no clock.
 pub fn decide(policy: &Policy, subject: &Subject<'_>, results: &Attestations) -> Decision {
-    let t = match prepare(policy, subject) {
-        Prepared::Done(d) => return d,
-        Prepared::Template(t) => t,
-    };
+    Prepared::new(policy, subject).decide(policy, results)
+}
+
+fn decide_template(
+    policy: &Policy,
+    namespace: &str,
+    t: &PodTemplate,
+    results: &Attestations,
+) -> Decision {
     let mut findings: Vec<Finding> = Vec::new();
     let ann = &policy.model_pin_annotation;
     let pin = t.annotations.get(ann).map(|p| p.trim().to_owned());
@@ -256,7 +305,7 @@ pub fn decide(policy: &Policy, subject: &Subject<'_>, results: &Attestations) ->
     }
     let mut covered_any = false;
     let mut attested_models: Vec<String> = Vec::new();
-    for u in uses(&t) {
+    for u in uses(t) {
         let Some(text) = u.text.filter(|s| !s.trim().is_empty()) else {
             findings.push(Finding {
                 place: u.place,
@@ -423,9 +472,9 @@ pub fn decide(policy: &Policy, subject: &Subject<'_>, results: &Attestations) ->
         }
     }
     if covered_any {
-        check_init(policy, &t, pin.as_deref(), &mut findings);
+        check_init(policy, t, pin.as_deref(), &mut findings);
     }
-    finish(policy, subject, &t, findings, &attested_models)
+    finish(policy, namespace, t, findings, &attested_models)
 }
 
 fn is_sha256(s: &str) -> bool {
@@ -435,12 +484,12 @@ fn is_sha256(s: &str) -> bool {
 
 fn finish(
     policy: &Policy,
-    subject: &Subject<'_>,
+    namespace: &str,
     t: &PodTemplate,
     findings: Vec<Finding>,
     models: &[String],
 ) -> Decision {
-    let what = format!("{} {}/{}", t.kind, subject.namespace, display_name(&t.name));
+    let what = format!("{} {}/{}", t.kind, namespace, display_name(&t.name));
     if findings.is_empty() {
         let summary = if models.is_empty() {
             format!("vouch: allowed {what}: no image needs a combined attestation")
