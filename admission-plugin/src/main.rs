@@ -72,6 +72,11 @@ struct Args {
     /// Most cached images.
     #[arg(long, default_value_t = 10_000)]
     cache_entries: usize,
+    /// Most attestation lookups in flight to one registry; the rest wait their turn, first
+    /// come first served (a burst of new images neither floods the registry nor leaves some
+    /// reviews waiting far longer than others).
+    #[arg(long, env = "VOUCH_REGISTRY_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    registry_concurrency: u16,
     /// How often to check the certificate files for changes.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     tls_reload_interval: Duration,
@@ -154,11 +159,14 @@ async fn run(args: Args) -> Result<(), String> {
     certs.spawn_watch(metrics.clone(), args.tls_reload_interval);
     let source: Arc<dyn source::AttestationSource> = match &args.attestation_dir {
         Some(dir) => Arc::new(source::DirSource { dir: dir.clone() }),
-        None => Arc::new(source::RegistrySource::new(vouch_oci::Options {
-            allow_insecure: args.allow_insecure_registry,
-            credentials: None,
-            timeout: args.deadline,
-        })),
+        None => Arc::new(source::RegistrySource::new(
+            vouch_oci::Options {
+                allow_insecure: args.allow_insecure_registry,
+                credentials: None,
+                timeout: args.deadline,
+            },
+            usize::from(args.registry_concurrency),
+        )),
     };
     let state = Arc::new(review::State {
         policy: Arc::new(policy),

