@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod cache;
+mod logs;
 mod metrics;
 mod review;
 mod server;
@@ -105,12 +106,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let (lines, _flush_at_exit) = match logs::start(std::io::stderr()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot start the log writer: {e}");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_max_level(args.log)
-        .with_writer(std::io::stderr)
+        .with_writer(lines)
         .init();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();
