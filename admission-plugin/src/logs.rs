@@ -26,7 +26,8 @@ pub struct Guard {
 }
 
 fn lock(out: &Shared) -> MutexGuard<'_, BufWriter<Box<dyn Write + Send>>> {
-    out.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    out.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Buffer lines for `out` (stderr in the binary), flushed by a thread every 100 ms.
