@@ -174,6 +174,7 @@ async fn run(args: Args) -> Result<(), String> {
                 timeout: args.deadline,
             },
             usize::from(args.registry_concurrency),
+            metrics.clone(),
         )),
     };
     let state = Arc::new(review::State {

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub registry_fetches: AtomicU64,
     pub registry_errors: AtomicU64,
     pub tls_reloads: AtomicU64,
+    /// Lookups waiting for a turn at their registry (a gauge).
+    pub registry_waiting: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -112,6 +114,16 @@ impl Metrics {
             let _ = writeln!(o, "# TYPE {name} counter");
             let _ = writeln!(o, "{name} {}", v.load(Relaxed));
         }
+        let _ = writeln!(
+            o,
+            "# HELP vouch_admission_registry_waiting Lookups waiting for a turn at their registry (--registry-concurrency)."
+        );
+        let _ = writeln!(o, "# TYPE vouch_admission_registry_waiting gauge");
+        let _ = writeln!(
+            o,
+            "vouch_admission_registry_waiting {}",
+            self.registry_waiting.load(Relaxed)
+        );
         o
     }
 }

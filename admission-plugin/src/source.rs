@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use vouch_policy::ImageRef;
 
+use crate::metrics::Metrics;
+
 /// Why bundles could not be fetched. Never a verdict: the webhook answers "could not
 /// verify" and denies.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -80,6 +82,7 @@ pub struct RegistrySource {
     options: vouch_oci::Options,
     concurrency: usize,
     clients: std::sync::Mutex<HashMap<String, Client>>,
+    metrics: Arc<Metrics>,
 }
 
 type Client = (Arc<vouch_oci::Registry>, Arc<tokio::sync::Semaphore>);
@@ -88,11 +91,12 @@ impl RegistrySource {
     /// A source using `options` for every registry (credentials from the docker config),
     /// with at most `concurrency` (at least 1) lookups in flight to each.
     #[must_use]
-    pub fn new(options: vouch_oci::Options, concurrency: usize) -> Self {
+    pub fn new(options: vouch_oci::Options, concurrency: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             options,
             concurrency: concurrency.max(1),
             clients: std::sync::Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -129,15 +133,100 @@ impl AttestationSource for RegistrySource {
             ))
             .map_err(|e| SourceError::Failed(e.to_string()))?;
             let (client, turns) = self.client(&pinned)?;
+            let waiting = Waiting::start(&self.metrics);
             let _turn = turns
                 .acquire()
                 .await
                 .map_err(|e| SourceError::Failed(format!("registry queue closed: {e}")))?;
+            drop(waiting);
             match client.fetch_attestations(&pinned).await {
                 Ok(found) => Ok(found.into_iter().map(|a| a.bundle).collect()),
                 Err(e) if e.is_unreachable() => Err(SourceError::Unreachable(e.to_string())),
                 Err(e) => Err(SourceError::Failed(e.to_string())),
             }
         })
+    }
+}
+
+/// Counts a lookup in `vouch_admission_registry_waiting` until dropped (also when the
+/// review's deadline cancels the wait).
+struct Waiting<'a>(&'a Metrics);
+
+impl<'a> Waiting<'a> {
+    fn start(m: &'a Metrics) -> Self {
+        m.registry_waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(m)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0
+            .registry_waiting
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_past_the_limit_wait_their_turn_and_are_counted() {
+        // A "registry" that accepts connections and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        let _hold = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                open.push(s);
+            }
+        });
+        let metrics = Arc::new(Metrics::default());
+        let source = Arc::new(RegistrySource::new(
+            vouch_oci::Options::default(),
+            1,
+            metrics.clone(),
+        ));
+        let image = |b: char| {
+            ImageRef::parse(&format!(
+                "{addr}/models/x@sha256:{}",
+                b.to_string().repeat(64)
+            ))
+            .unwrap()
+        };
+        let (first, second) = (image('a'), image('b'));
+        let s = source.clone();
+        let holding = tokio::spawn(async move { s.fetch(&first).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            metrics.registry_waiting.load(Relaxed),
+            0,
+            "the first has the turn"
+        );
+
+        let waiting = tokio::time::timeout(Duration::from_millis(300), source.fetch(&second));
+        let probe = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            metrics.registry_waiting.load(Relaxed)
+        };
+        let (r, seen) = tokio::join!(waiting, probe);
+        assert!(
+            r.is_err(),
+            "the second cannot run while the first holds the only turn"
+        );
+        assert_eq!(seen, 1, "and it is counted while it waits");
+        assert_eq!(
+            metrics.registry_waiting.load(Relaxed),
+            0,
+            "a cancelled wait is uncounted"
+        );
+        holding.abort();
     }
 }

@@ -138,6 +138,7 @@ async fn recorded_reviews_over_https() {
         "vouch_admission_cache_hits_total",
         "vouch_admission_cache_misses_total",
         "vouch_admission_registry_errors_total",
+        "vouch_admission_registry_waiting 0",
     ] {
         assert!(m.contains(series), "{series} missing:\n{m}");
     }
