@@ -10,6 +10,7 @@
 mod cache;
 mod logs;
 mod metrics;
+mod policy;
 mod review;
 mod server;
 mod source;
@@ -78,7 +79,11 @@ struct Args {
     /// reviews waiting far longer than others).
     #[arg(long, env = "VOUCH_REGISTRY_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     registry_concurrency: u16,
-    /// How often to check the certificate files for changes.
+    /// How often to re-read the policy (and the keys it names) for changes; 0s: never. A
+    /// changed policy that does not load is refused, and the one in force stays.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    policy_reload_interval: Duration,
+    /// How often to check the certificate files for changes; 0s: never.
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     tls_reload_interval: Duration,
     /// Log level: error, warn, info, debug.
@@ -177,8 +182,14 @@ async fn run(args: Args) -> Result<(), String> {
             metrics.clone(),
         )),
     };
+    let policy = Arc::new(policy::LivePolicy::new(
+        args.policy.clone(),
+        policy,
+        &metrics,
+    ));
+    policy.spawn_watch(metrics.clone(), args.policy_reload_interval);
     let state = Arc::new(review::State {
-        policy: Arc::new(policy),
+        policy,
         cache: cache::Cache::new(
             cache::CacheConfig {
                 ttl: args.cache_ttl,

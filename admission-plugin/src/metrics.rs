@@ -22,12 +22,24 @@ pub struct Metrics {
     pub tls_reloads: AtomicU64,
     /// Lookups waiting for a turn at their registry (a gauge).
     pub registry_waiting: AtomicU64,
+    pub policy_reloads: AtomicU64,
+    pub policy_reload_errors: AtomicU64,
+    /// The digest of the policy in force.
+    policy_digest: std::sync::Mutex<String>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
 }
 
 impl Metrics {
+    pub fn set_policy_digest(&self, digest: &str) {
+        let mut d = self
+            .policy_digest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        digest.clone_into(&mut d);
+    }
+
     pub fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
         for (b, le) in self.buckets.iter().zip(BUCKETS) {
@@ -109,6 +121,16 @@ impl Metrics {
                 "Serving certificate reloads.",
                 &self.tls_reloads,
             ),
+            (
+                "vouch_admission_policy_reloads_total",
+                "Changed policies put in force.",
+                &self.policy_reloads,
+            ),
+            (
+                "vouch_admission_policy_reload_errors_total",
+                "Policy reloads refused (the policy in force stayed).",
+                &self.policy_reload_errors,
+            ),
         ] {
             let _ = writeln!(o, "# HELP {name} {help}");
             let _ = writeln!(o, "# TYPE {name} counter");
@@ -124,6 +146,17 @@ impl Metrics {
             "vouch_admission_registry_waiting {}",
             self.registry_waiting.load(Relaxed)
         );
+        let _ = writeln!(
+            o,
+            "# HELP vouch_admission_policy_info The policy in force (digest over its file and keys)."
+        );
+        let _ = writeln!(o, "# TYPE vouch_admission_policy_info gauge");
+        let digest = self
+            .policy_digest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let _ = writeln!(o, "vouch_admission_policy_info{{digest=\"{digest}\"}} 1");
         o
     }
 }

@@ -10,7 +10,7 @@ use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview,
 use kube_core::response::StatusSummary;
 use serde::Deserialize as _;
 use serde_json::Value;
-use vouch_policy::{Attestations, Decision, Policy, Prepared, Subject};
+use vouch_policy::{Attestations, Decision, Prepared, Subject};
 
 use crate::cache::Cache;
 use crate::metrics::Metrics;
@@ -21,7 +21,7 @@ pub const KIND: &str = "AdmissionReview";
 /// Shared by every request.
 #[derive(Debug)]
 pub struct State {
-    pub policy: Arc<Policy>,
+    pub policy: Arc<crate::policy::LivePolicy>,
     pub cache: Cache,
     pub metrics: Arc<Metrics>,
     /// Internal deadline for one review (below the webhook timeout).
@@ -177,7 +177,10 @@ async fn handle_inner(state: &State, body: &[u8], started: Instant) -> Answer {
 }
 
 async fn decide(state: &State, subject: &Subject<'_>, started: Instant) -> Decision {
-    let policy = &state.policy;
+    // The policy in force when the review arrived decides all of it, even if a reload
+    // lands meanwhile.
+    let in_force = state.policy.get();
+    let policy = &*in_force;
     let deadline = started + state.deadline;
     let prepared = Prepared::new(policy, subject);
     let images = prepared.lookups(policy);

@@ -247,3 +247,81 @@ async fn the_certificate_is_reloaded_when_it_changes() {
     let (_, m) = c.request("GET", "/metrics", Vec::new()).await.unwrap();
     assert!(String::from_utf8_lossy(&m).contains("vouch_admission_tls_reloads_total 1"));
 }
+
+#[tokio::test]
+async fn a_changed_policy_takes_effect_without_a_restart_and_a_broken_one_never() {
+    let tmp = tempfile::tempdir().unwrap();
+    common::make_certs(tmp.path());
+    let text = std::fs::read_to_string(fixtures::testdata("policy/enforce.yaml"))
+        .unwrap()
+        .replace(
+            "../keys/release.pub",
+            fixtures::testdata("keys/release.pub").to_str().unwrap(),
+        )
+        .replace(
+            "trustedRoot: trusted_root.json",
+            &format!(
+                "trustedRoot: {}",
+                fixtures::testdata("policy/trusted_root.json").display()
+            ),
+        );
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(&policy, &text).unwrap();
+    let w = common::start(
+        bin(),
+        tmp.path(),
+        &[
+            "--policy",
+            policy.to_str().unwrap(),
+            "--policy-reload-interval",
+            "100ms",
+        ],
+    )
+    .await;
+    let mut c = conn(&w).await;
+    // A Pod whose image is named by tag: denied in enforce mode, a warning in warn mode.
+    let mut allowed = async || {
+        let (_, out) = c
+            .request("POST", "/validate", recorded("pod-tag-not-digest"))
+            .await
+            .unwrap();
+        let out: Value = serde_json::from_slice(&out).unwrap();
+        out["response"]["allowed"].as_bool().unwrap()
+    };
+    assert!(!allowed().await, "enforce");
+
+    std::fs::write(&policy, text.replace("mode: enforce", "mode: warn")).unwrap();
+    let started = Instant::now();
+    while !allowed().await {
+        assert!(started.elapsed() < Duration::from_secs(10), "not reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    std::fs::write(
+        &policy,
+        "apiVersion: vouch.dev/v1alpha1\nkind: TrustPolicy\nmode: sometimes\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let mut m = conn(&w).await;
+        let (_, body) = m.request("GET", "/metrics", Vec::new()).await.unwrap();
+        let body = String::from_utf8(body).unwrap();
+        if !body.contains("vouch_admission_policy_reload_errors_total 0") {
+            assert!(
+                body.contains("vouch_admission_policy_reloads_total 1"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the broken policy was not read"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        allowed().await,
+        "the last good policy (warn) stays in force"
+    );
+}
