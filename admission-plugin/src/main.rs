@@ -176,6 +176,7 @@ async fn run(args: Args) -> Result<(), String> {
             vouch_oci::Options {
                 allow_insecure: args.allow_insecure_registry,
                 credentials: None,
+                credential_helpers: vouch_oci::Helpers::Never,
                 timeout: args.deadline,
             },
             usize::from(args.registry_concurrency),

@@ -51,6 +51,8 @@ fn options(args: &RegistryArgs) -> Result<Options> {
     Ok(Options {
         allow_insecure: args.allow_insecure_registry,
         credentials,
+        // On the command line, as docker and skopeo do; the verifiers in the cluster never.
+        credential_helpers: vouch_oci::Helpers::Run,
         ..Options::default()
     })
 }

@@ -70,7 +70,7 @@ impl Error {
                 "check that `{registry}` is up and reachable from here; nothing was verified"
             )),
             Self::Denied { .. } => Some(
-                "log in (`docker login` / `skopeo login`, read from ~/.docker/config.json or $DOCKER_CONFIG) or pass --registry-username and VOUCH_REGISTRY_PASSWORD"
+                "log in (`docker login` / `skopeo login`, read from ~/.docker/config.json or $DOCKER_CONFIG) or pass --registry-username and VOUCH_REGISTRY_PASSWORD; vouch-init and the webhook read only `auths` entries (a `kubectl create secret docker-registry` Secret), never credential helpers"
                     .to_owned(),
             ),
             _ => None,

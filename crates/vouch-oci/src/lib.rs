@@ -20,7 +20,7 @@ mod reference;
 mod referrers;
 mod registry;
 
-pub use auth::{Credentials, docker_config_path};
+pub use auth::{Credentials, Helpers, docker_config_path};
 pub use blocking::BlockingRegistry;
 pub use error::{Error, Result};
 pub use reference::ImageReference;

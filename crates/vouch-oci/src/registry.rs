@@ -27,6 +27,8 @@ pub struct Options {
     pub allow_insecure: bool,
     /// Credentials to use; `None` reads the docker config for each registry.
     pub credentials: Option<Credentials>,
+    /// Whether the docker config's credential helpers may be run (never by default).
+    pub credential_helpers: crate::auth::Helpers,
     /// Deadline for each whole operation (resolve, push, fetch).
     pub timeout: Duration,
 }
@@ -36,6 +38,7 @@ impl Default for Options {
         Self {
             allow_insecure: false,
             credentials: None,
+            credential_helpers: crate::auth::Helpers::Never,
             timeout: Duration::from_secs(30),
         }
     }
@@ -151,7 +154,7 @@ impl Registry {
         })?;
         let credentials = match &options.credentials {
             Some(c) => c.clone(),
-            None => Credentials::from_docker_config(&registry)?,
+            None => Credentials::from_docker_config(&registry, options.credential_helpers)?,
         };
         let this = Self {
             client,
