@@ -133,13 +133,13 @@ fn checker(c: &Config) -> Result<Checker, Failure> {
 
 /// Signature, image and pin of one candidate; with a policy, also the authority's name.
 fn check_candidate(
-    bytes: Vec<u8>,
+    bytes: &[u8],
     checker: &Checker,
     c: &Config,
 ) -> Result<(VerifiedAttestation, Option<String>), Failure> {
     let (attestation, authority) = match checker {
         Checker::Key(key) => {
-            let bundle = vouch_bundle::Bundle::from_json(&bytes)
+            let bundle = vouch_bundle::Bundle::from_json(bytes)
                 .map_err(|e| Failure::Rejected(format!("the attestation is unusable: {e}")))?;
             let verified =
                 vouch_trust::verify_envelope(&bundle, &Trust::Key(key.clone()), SystemTime::now())
@@ -158,12 +158,7 @@ fn check_candidate(
             image,
             path,
         } => {
-            let result = vouch_policy::verify_image(
-                policy,
-                image,
-                std::slice::from_ref(&bytes),
-                SystemTime::now(),
-            );
+            let result = vouch_policy::verify_image(policy, image, &[bytes], SystemTime::now());
             let Some(t) = result.verified().first() else {
                 let reasons: Vec<String> = result
                     .rejected()
@@ -196,50 +191,43 @@ fn check_candidate(
     Ok((attestation, authority))
 }
 
+/// The one failure, or all of them, one line each (undecided only when all of them are).
+fn none_passed(mut reasons: Vec<((String, Vec<u8>), Failure)>) -> Failure {
+    if reasons.len() == 1 {
+        return reasons
+            .pop()
+            .map_or_else(|| Failure::Rejected(String::new()), |(_, f)| f);
+    }
+    let undecided = reasons
+        .iter()
+        .all(|(_, f)| matches!(f, Failure::Undecided(_)));
+    let lines: Vec<String> = reasons
+        .iter()
+        .map(|((origin, _), f)| {
+            let (Failure::Rejected(m) | Failure::Undecided(m)) = f;
+            format!("  - {origin}: {m}")
+        })
+        .collect();
+    let m = format!(
+        "none of the {} attestations passed:\n{}",
+        reasons.len(),
+        lines.join("\n")
+    );
+    if undecided {
+        Failure::Undecided(m)
+    } else {
+        Failure::Rejected(m)
+    }
+}
+
 /// Every check, fail-closed: signature, image, pin, then every byte of the model.
 pub fn run(c: &Config) -> Result<Outcome, Failure> {
     let checker = checker(c)?;
     // The first candidate that passes signature, image and pin; the model check follows.
-    let mut reasons = Vec::new();
-    let mut chosen = None;
-    for (origin, bytes) in candidates(&c.attestation)? {
-        match check_candidate(bytes, &checker, c) {
-            Ok(a) => {
-                chosen = Some(a);
-                break;
-            }
-            Err(f) => reasons.push((origin, f)),
-        }
-    }
-    let Some((attestation, authority)) = chosen else {
-        return Err(match reasons.len() {
-            1 => reasons
-                .pop()
-                .map_or_else(|| Failure::Rejected(String::new()), |(_, f)| f),
-            _ => {
-                let undecided = reasons
-                    .iter()
-                    .all(|(_, f)| matches!(f, Failure::Undecided(_)));
-                let lines: Vec<String> = reasons
-                    .iter()
-                    .map(|(o, f)| {
-                        let (Failure::Rejected(m) | Failure::Undecided(m)) = f;
-                        format!("  - {o}: {m}")
-                    })
-                    .collect();
-                let m = format!(
-                    "none of the {} attestations passed:\n{}",
-                    reasons.len(),
-                    lines.join("\n")
-                );
-                if undecided {
-                    Failure::Undecided(m)
-                } else {
-                    Failure::Rejected(m)
-                }
-            }
-        });
-    };
+    let chosen = vouch_attest::first_accepted(candidates(&c.attestation)?, |(_, bytes)| {
+        check_candidate(bytes, &checker, c)
+    });
+    let (_, (attestation, authority)) = chosen.map_err(none_passed)?;
     let options = CheckOptions {
         reject_hard_links: true,
         threads: c.threads,

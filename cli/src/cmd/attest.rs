@@ -228,7 +228,7 @@ fn candidates(args: &VerifyArgs) -> Result<Vec<(String, Vec<u8>)>> {
 
 /// The one failure, or all of them as details (with their own details and the first hint
 /// when `nested`).
-fn none_passed(mut failures: Vec<(&String, Failure)>, nested: bool) -> Failure {
+fn none_passed(mut failures: Vec<(&(String, Vec<u8>), Failure)>, nested: bool) -> Failure {
     if let [(_, only)] = failures.as_mut_slice() {
         return std::mem::replace(only, Failure::rejected(""));
     }
@@ -236,7 +236,7 @@ fn none_passed(mut failures: Vec<(&String, Failure)>, nested: bool) -> Failure {
         "none of the {} attestations passed",
         failures.len()
     ));
-    for (source, failure) in &failures {
+    for ((source, _), failure) in &failures {
         f = f.detail(format!("{source}: {}", failure.message));
         if nested {
             for d in &failure.details {
@@ -273,23 +273,18 @@ fn verify_with_trust(
         None => None,
     };
     // Accept the first candidate that passes every check; report why the others failed.
-    let mut failures = Vec::new();
-    for (source, bytes) in candidates {
-        let checked = verify_bundle_bytes(bytes, &trust).and_then(|v| {
-            if let Some(d) = &image_digest {
-                vouch_attest::covered_image(&v, d).map_err(attest_failure)?;
-            }
-            if let Some(pin) = &args.expect_model_digest {
-                vouch_attest::check_pin(&v, pin).map_err(attest_failure)?;
-            }
-            Ok(v)
-        });
-        match checked {
-            Ok(v) => return Ok((source.clone(), v)),
-            Err(f) => failures.push((source, f)),
+    vouch_attest::first_accepted(candidates, |(_, bytes)| {
+        let v = verify_bundle_bytes(bytes, &trust)?;
+        if let Some(d) = &image_digest {
+            vouch_attest::covered_image(&v, d).map_err(attest_failure)?;
         }
-    }
-    Err(none_passed(failures, false))
+        if let Some(pin) = &args.expect_model_digest {
+            vouch_attest::check_pin(&v, pin).map_err(attest_failure)?;
+        }
+        Ok(v)
+    })
+    .map(|((source, _), v)| (source.clone(), v))
+    .map_err(|failures| none_passed(failures, false))
 }
 
 /// The policy, and the image it decides by, before anything is fetched.
@@ -341,20 +336,13 @@ fn verify_with_policy(
         image.repository
     );
     let now = SystemTime::now();
-    let mut failures = Vec::new();
-    for (source, bytes) in candidates {
-        let result = vouch_policy::verify_image(policy, image, std::slice::from_ref(bytes), now);
+    vouch_attest::first_accepted(candidates, |(_, bytes)| {
+        let result = vouch_policy::verify_image(policy, image, &[bytes], now);
         if let Some(t) = result.verified().first() {
-            match &args.expect_model_digest {
-                Some(pin) => match vouch_attest::check_pin(&t.attestation, pin) {
-                    Ok(()) => {
-                        return Ok((source.clone(), t.attestation.clone(), t.authority.clone()));
-                    }
-                    Err(e) => failures.push((source, attest_failure(e))),
-                },
-                None => return Ok((source.clone(), t.attestation.clone(), t.authority.clone())),
+            if let Some(pin) = &args.expect_model_digest {
+                vouch_attest::check_pin(&t.attestation, pin).map_err(attest_failure)?;
             }
-            continue;
+            return Ok((t.attestation.clone(), t.authority.clone()));
         }
         let mut f = Failure::rejected(format!(
             "the attestation is not accepted: {trusted}, and none of them verified it for this image"
@@ -365,10 +353,10 @@ fn verify_with_policy(
                 f = f.detail(part);
             }
         }
-        f = f.hint("sign the attestation with the key of one of these authorities (`vouch attest --key KEY`), or add its signer to the policy's authorities for this image");
-        failures.push((source, f));
-    }
-    Err(none_passed(failures, true))
+        Err(f.hint("sign the attestation with the key of one of these authorities (`vouch attest --key KEY`), or add its signer to the policy's authorities for this image"))
+    })
+    .map(|((source, _), (v, authority))| (source.clone(), v, authority))
+    .map_err(|failures| none_passed(failures, true))
 }
 
 pub fn verify(args: VerifyArgs) -> Result {

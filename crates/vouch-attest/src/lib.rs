@@ -219,6 +219,23 @@ impl fmt::Display for RoledDifference {
     }
 }
 
+/// The first candidate `check` accepts, with what it returned; otherwise every candidate
+/// with its failure, in order. Verifiers take the first attestation that passes every check
+/// and report why each of the others did not.
+pub fn first_accepted<C, T, F>(
+    candidates: impl IntoIterator<Item = C>,
+    mut check: impl FnMut(&C) -> Result<T, F>,
+) -> Result<(C, T), Vec<(C, F)>> {
+    let mut failures = Vec::new();
+    for c in candidates {
+        match check(&c) {
+            Ok(t) => return Ok((c, t)),
+            Err(f) => failures.push((c, f)),
+        }
+    }
+    Err(failures)
+}
+
 /// Parse the attestation from a verified payload.
 pub fn from_verified(
     payload: Verified<SignedPayload>,
@@ -331,4 +348,35 @@ pub fn check_model(
         bytes: actual.total_bytes(),
         digest,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn first_accepted_stops_at_the_first_and_otherwise_keeps_every_failure_in_order() {
+        let mut seen = Vec::new();
+        let r = super::first_accepted([1, 2, 3, 4], |n| {
+            seen.push(*n);
+            if *n % 3 == 0 {
+                Ok(n * 10)
+            } else {
+                Err(format!("{n} no"))
+            }
+        });
+        assert_eq!(r.unwrap(), (3, 30));
+        assert_eq!(seen, [1, 2, 3], "nothing after the accepted one is checked");
+        let r = super::first_accepted([1, 2], |n| Err::<(), _>(format!("{n} no")));
+        assert_eq!(
+            r.unwrap_err(),
+            vec![(1, "1 no".to_owned()), (2, "2 no".to_owned())]
+        );
+        let none: [u8; 0] = [];
+        assert!(
+            super::first_accepted(none, |_| Ok::<(), ()>(()))
+                .unwrap_err()
+                .is_empty()
+        );
+    }
 }

@@ -61,7 +61,7 @@ pub type Attestations = HashMap<String, Lookup>;
 pub fn verify_image(
     policy: &Policy,
     image: &ImageRef,
-    bundles: &[Vec<u8>],
+    bundles: &[impl AsRef<[u8]>],
     now: SystemTime,
 ) -> ImageAttestations {
     let authorities = policy.authorities_for(&image.repository);
@@ -75,6 +75,7 @@ pub fn verify_image(
         return out;
     };
     for (n, bytes) in bundles.iter().enumerate() {
+        let bytes = bytes.as_ref();
         let label = format!("attestation #{}", n + 1);
         // Parsed once, when a key authority needs it (keyless bundles are parsed by the
         // Sigstore verifier).
