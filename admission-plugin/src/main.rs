@@ -15,6 +15,7 @@ mod review;
 mod server;
 mod source;
 mod tls;
+mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

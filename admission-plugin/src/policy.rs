@@ -86,20 +86,9 @@ impl LivePolicy {
 
     /// Poll every `every` (never when zero).
     pub fn spawn_watch(self: &Arc<Self>, metrics: Arc<Metrics>, every: Duration) {
-        if every.is_zero() {
-            return;
-        }
         let me = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                // Reading and parsing files: off the reactor threads.
-                let (me2, m2) = (me.clone(), metrics.clone());
-                let _ = tokio::task::spawn_blocking(move || me2.poll(&m2)).await;
-            }
+        crate::watch::every(every, move || {
+            me.poll(&metrics);
         });
     }
 }

@@ -86,17 +86,8 @@ impl Reloading {
 
     /// Poll every `every` (never when zero).
     pub fn spawn_watch(self: &Arc<Self>, metrics: Arc<Metrics>, every: Duration) {
-        if every.is_zero() {
-            return;
-        }
         let me = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                me.poll(&metrics);
-            }
-        });
+        crate::watch::every(every, move || me.poll(&metrics));
     }
 }
 
