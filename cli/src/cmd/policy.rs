@@ -171,14 +171,15 @@ fn check(a: CheckArgs) -> Result {
                 operation: Operation::Create,
                 object: Some(obj),
             };
+            let prepared = vouch_policy::Prepared::new(&policy, &subject);
             let mut results = Attestations::new();
-            for image in vouch_policy::lookups(&policy, &subject) {
+            for image in prepared.lookups(&policy) {
                 let l = bundles.lookup(&policy, &image);
                 if let Some(p) = image.pinned() {
                     results.insert(p, l);
                 }
             }
-            let d = vouch_policy::decide(&policy, &subject, &results);
+            let d = prepared.decide(&policy, &results);
             let verdict = if !d.allowed && d.is_undecided() {
                 undecided += 1;
                 "undecided"
