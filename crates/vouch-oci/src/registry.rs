@@ -147,11 +147,8 @@ impl Registry {
             platform_resolver: None,
             ..ClientConfig::default()
         };
-        let client = oci_client::Client::try_from(config).map_err(|e| Error::Registry {
-            registry: registry.clone(),
-            what: "client setup",
-            reason: e.to_string(),
-        })?;
+        let client =
+            oci_client::Client::try_from(config).map_err(|e| setup_error(&registry, &e))?;
         let credentials = match &options.credentials {
             Some(c) => c.clone(),
             None => Credentials::from_docker_config(&registry, options.credential_helpers)?,
@@ -272,19 +269,11 @@ impl Registry {
             .user_agent(concat!("vouch/", env!("CARGO_PKG_VERSION")));
         if self.plain {
             // As in `for_reference`: no roots for a client that never speaks TLS.
-            let anchor =
-                reqwest::Certificate::from_pem(NO_TRUST_ANCHOR).map_err(|e| Error::Registry {
-                    registry: self.registry.clone(),
-                    what: "client setup",
-                    reason: e.to_string(),
-                })?;
+            let anchor = reqwest::Certificate::from_pem(NO_TRUST_ANCHOR)
+                .map_err(|e| setup_error(&self.registry, &e))?;
             b = b.tls_certs_only([anchor]);
         }
-        b.build().map_err(|e| Error::Registry {
-            registry: self.registry.clone(),
-            what: "client setup",
-            reason: e.to_string(),
-        })
+        b.build().map_err(|e| setup_error(&self.registry, &e))
     }
 
     /// The manifest at `reference` (tag or digest): digest, media type, size. A digest in
@@ -642,6 +631,14 @@ impl Registry {
                 reason: other.to_string(),
             },
         }
+    }
+}
+
+fn setup_error(registry: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::Registry {
+        registry: registry.to_owned(),
+        what: "client setup",
+        reason: e.to_string(),
     }
 }
 
