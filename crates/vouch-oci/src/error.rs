@@ -58,6 +58,10 @@ impl Error {
     #[must_use]
     pub fn hint(&self) -> Option<String> {
         match self {
+            Self::InvalidReference { reference, .. } if reference.contains('<') => Some(format!(
+                "replace every `<...>` with a real value: an image digest comes from the registry (`skopeo inspect --format '{{{{.Digest}}}}' docker://{}`)",
+                without_digest(reference)
+            )),
             Self::DigestRequired { reference } => Some(format!(
                 "use the digest form `{}@sha256:<64 hex digits>` (`skopeo inspect docker://{reference}` prints it)",
                 without_tag(reference)
@@ -76,6 +80,11 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// `reference` without its `@digest` and placeholders after it.
+fn without_digest(reference: &str) -> &str {
+    reference.split('@').next().unwrap_or(reference)
 }
 
 /// `reference` without its `:tag` (a `:` after the last `/`; a registry port stays).

@@ -27,6 +27,17 @@ impl fmt::Display for ImageReference {
     }
 }
 
+/// The first `<...>` placeholder in `text` (as documentation templates write them), if any.
+fn placeholder(text: &str) -> Option<&str> {
+    let start = text.find('<')?;
+    let rest = text.get(start..)?;
+    Some(
+        rest.find('>')
+            .and_then(|end| rest.get(..=end))
+            .unwrap_or(rest),
+    )
+}
+
 impl ImageReference {
     /// Parse a reference. A digest, when present, must be `sha256:` + 64 hex digits.
     ///
@@ -37,6 +48,11 @@ impl ImageReference {
             reference: reference.to_owned(),
             reason: reason.to_owned(),
         };
+        if let Some(placeholder) = placeholder(reference) {
+            return Err(invalid(&format!(
+                "it still holds the placeholder `{placeholder}`"
+            )));
+        }
         let parts = split(reference).map_err(invalid)?;
         if let Some(d) = parts.digest
             && !crate::is_sha256_digest(d)

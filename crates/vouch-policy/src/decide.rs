@@ -49,6 +49,29 @@ pub struct Subject<'a> {
     pub object: Option<&'a Value>,
 }
 
+/// Who runs the decision: the hints name what the reader can fix, and the webhook's reader
+/// fixes other things than the person who ran `vouch policy check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Caller {
+    /// The admission webhook (`vouch-admission`): it fetched the attestations.
+    #[default]
+    Webhook,
+    /// `vouch policy check`: the command fetched them from where it ran.
+    PolicyCheck,
+}
+
+impl Caller {
+    /// What to do when the attestations of an image could not be fetched.
+    fn unreachable_hint(self) -> &'static str {
+        match self {
+            Self::Webhook => "retry; if it persists, check that the webhook can reach the registry",
+            Self::PolicyCheck => {
+                "check that this machine can reach the registry and may read the repository (`--registry-username` + `VOUCH_REGISTRY_PASSWORD`, or `docker login`), or check offline with the bundles: `vouch policy check --attestation FILE` or `--attestation-dir DIR`"
+            }
+        }
+    }
+}
+
 /// One problem, with where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -159,9 +182,16 @@ impl Prepared {
     /// named. Pure: no I/O, no clock.
     #[must_use]
     pub fn decide(self, policy: &Policy, results: &Attestations) -> Decision {
+        self.decide_as(policy, results, Caller::Webhook)
+    }
+
+    /// [`Prepared::decide`], with hints worded for `caller`. The decision itself does not
+    /// depend on the caller.
+    #[must_use]
+    pub fn decide_as(self, policy: &Policy, results: &Attestations, caller: Caller) -> Decision {
         match self.stage {
             Stage::Done(d) => d,
-            Stage::Template(t) => decide_template(policy, &self.namespace, &t, results),
+            Stage::Template(t) => decide_template(policy, &self.namespace, &t, results, caller),
         }
     }
 }
@@ -282,6 +312,7 @@ fn decide_template(
     namespace: &str,
     t: &PodTemplate,
     results: &Attestations,
+    caller: Caller,
 ) -> Decision {
     let mut findings: Vec<Finding> = Vec::new();
     let ann = &policy.model_pin_annotation;
@@ -370,10 +401,7 @@ fn decide_template(
                     place: u.place,
                     image: Some(text.to_owned()),
                     problem: format!("could not verify its attestations: {why}"),
-                    hint: Some(
-                        "retry; if it persists, check that the webhook can reach the registry"
-                            .into(),
-                    ),
+                    hint: Some(caller.unreachable_hint().into()),
                     undecided: true,
                 });
                 continue;

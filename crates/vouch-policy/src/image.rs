@@ -23,6 +23,13 @@ impl ImageRef {
         if reference.is_empty() {
             return Err("the image reference is empty".into());
         }
+        if let Some(start) = reference.find('<') {
+            let rest = reference.get(start..).unwrap_or_default();
+            let placeholder = rest.find('>').and_then(|e| rest.get(..=e)).unwrap_or(rest);
+            return Err(format!(
+                "`{reference}` still holds the placeholder `{placeholder}`; replace it with the real value (an image digest: `skopeo inspect --format '{{{{.Digest}}}}' docker://REPOSITORY:TAG` prints it)"
+            ));
+        }
         if reference
             .chars()
             .any(|c| c.is_whitespace() || c.is_control())

@@ -30,7 +30,7 @@ mod policy;
 mod verify;
 pub mod workload;
 
-pub use decide::{Decision, Finding, Operation, Prepared, Subject, decide, lookups};
+pub use decide::{Caller, Decision, Finding, Operation, Prepared, Subject, decide, lookups};
 pub use glob::Glob;
 pub use image::ImageRef;
 pub use policy::{

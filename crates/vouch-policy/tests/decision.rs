@@ -131,6 +131,43 @@ fn registry_unavailable_is_could_not_verify() {
 }
 
 #[test]
+fn the_unreachable_hint_speaks_of_whoever_ran_the_decision() {
+    let p = policy("enforce");
+    let r = review("pod-allowed");
+    let subject = Subject {
+        kind: "Pod",
+        namespace: "models",
+        operation: Operation::Create,
+        object: r["request"].get("object"),
+    };
+    let mut results = Attestations::new();
+    for image in vouch_policy::lookups(&p, &subject) {
+        results.insert(
+            image.pinned().unwrap(),
+            Lookup::Unavailable("registry.example.com did not answer within 8s".into()),
+        );
+    }
+    let webhook = vouch_policy::Prepared::new(&p, &subject).decide(&p, &results);
+    let check = vouch_policy::Prepared::new(&p, &subject).decide_as(
+        &p,
+        &results,
+        vouch_policy::Caller::PolicyCheck,
+    );
+    // The same decision, worded for its reader.
+    assert_eq!(webhook.allowed, check.allowed);
+    assert_eq!(webhook.findings.len(), check.findings.len());
+    assert!(
+        webhook
+            .message()
+            .contains("the webhook can reach the registry")
+    );
+    let m = check.message();
+    assert!(!m.contains("webhook"), "{m}");
+    assert!(m.contains("this machine can reach the registry"), "{m}");
+    assert!(m.contains("--attestation FILE"), "{m}");
+}
+
+#[test]
 fn pod_annotations_cannot_loosen_the_policy() {
     let p = policy("enforce");
     let mut r = review("pod-no-attestation");
