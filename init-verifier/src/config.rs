@@ -8,38 +8,80 @@ use clap::Parser;
 ///
 /// Every flag can also be set with the environment variable shown, for Kubernetes manifests.
 /// Exit status: 0 verified, 1 rejected, 2 could not decide.
+///
+/// Output: one JSON line on stdout in every outcome: `{"verified": true, "modelDigest", "files",
+/// "bytes", "seconds"}`, or `{"verified": false, "outcome": "rejected"|"undecided",
+/// "errors": [{"kind", "file", "role", "expected", "found", "message", "hint"}], ...}`. When it
+/// does not verify, the reason is written twice on purpose: in that JSON line on stdout, and
+/// as text on stderr (and in the termination log, for `kubectl describe pod`); on a terminal
+/// both show.
 #[derive(Debug, Parser)]
 #[command(name = "vouch-init", version, about, max_term_width = 100)]
 pub struct Args {
     /// The mounted model directory to check.
-    #[arg(long, env = "VOUCH_MODEL_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "VOUCH_MODEL_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub model_dir: PathBuf,
     /// The attestation bundle (a mounted Secret or ConfigMap, or a downward-API file).
-    #[arg(long, env = "VOUCH_ATTESTATION", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VOUCH_ATTESTATION",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub attestation: Option<PathBuf>,
     /// The image the attestation must cover, by digest (`REF@sha256:HEX`). Without
     /// `--attestation`, the attestations attached to it are fetched from its registry.
-    #[arg(long, env = "VOUCH_IMAGE", value_name = "REF@sha256:HEX")]
+    #[arg(
+        long,
+        env = "VOUCH_IMAGE",
+        hide_env_values = true,
+        value_name = "REF@sha256:HEX"
+    )]
     pub image: Option<String>,
     /// Allow plain HTTP to a registry that is not on the loopback interface.
-    #[arg(long, env = "VOUCH_ALLOW_INSECURE_REGISTRY")]
+    #[arg(long, env = "VOUCH_ALLOW_INSECURE_REGISTRY", hide_env_values = true)]
     pub allow_insecure_registry: bool,
     /// PEM public key of the signer.
-    #[arg(long, env = "VOUCH_KEY", value_name = "PUB")]
+    #[arg(long, env = "VOUCH_KEY", hide_env_values = true, value_name = "PUB")]
     pub key: Option<PathBuf>,
     /// The trust policy (YAML, `vouch.dev/v1alpha1` `TrustPolicy`), instead of `--key`: the
     /// authorities of its `images` rules that match `--image` may sign. Needs `--image`.
-    #[arg(long, env = "VOUCH_POLICY", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VOUCH_POLICY",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub policy: Option<PathBuf>,
     /// The model digest the Pod pins (`sha256:HEX`).
-    #[arg(long, env = "VOUCH_EXPECT_MODEL_DIGEST", value_name = "sha256:HEX")]
+    #[arg(
+        long,
+        env = "VOUCH_EXPECT_MODEL_DIGEST",
+        hide_env_values = true,
+        value_name = "sha256:HEX"
+    )]
     pub expect_model_digest: Option<String>,
     /// Where to write the reason, for `kubectl describe pod` [default:
     /// `/dev/termination-log` when it exists, as it does in a Kubernetes container].
-    #[arg(long, env = "VOUCH_TERMINATION_LOG", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VOUCH_TERMINATION_LOG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub termination_log: Option<PathBuf>,
     /// Hashing threads (0: one per available core).
-    #[arg(long, env = "VOUCH_THREADS", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "VOUCH_THREADS",
+        hide_env_values = true,
+        default_value_t = 0
+    )]
     pub threads: usize,
 }
 
@@ -80,13 +122,31 @@ pub enum Source {
     },
 }
 
-/// Why `vouch-init` did not verify.
+/// Why `vouch-init` did not verify. A message may carry `  - ` detail lines and ends with
+/// its `hint: ` lines.
 #[derive(Debug)]
 pub enum Failure {
     /// Checked and rejected (exit 1).
     Rejected(String),
     /// Could not decide (exit 2).
     Undecided(String),
+    /// Rejected: the model on disk differs from the attestation (exit 1); `reasons` are the
+    /// differences as data, in the JSON shape `vouch --json` uses for `errors`.
+    Differs {
+        /// The text, as for `Rejected`.
+        message: String,
+        /// One JSON object per difference.
+        reasons: Vec<serde_json::Value>,
+    },
+}
+
+impl Failure {
+    /// The text of the failure.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Rejected(m) | Self::Undecided(m) | Self::Differs { message: m, .. } => m,
+        }
+    }
 }
 
 impl TryFrom<Args> for Config {

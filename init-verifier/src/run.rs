@@ -29,14 +29,103 @@ fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, Failure> {
     Ok(out)
 }
 
+const MISMATCH_HINT: &str =
+    "the model volume was changed after CI signed it; restore it from the release";
+
+/// One difference in the shape of `vouch --json`'s `errors` entries.
+fn difference_json(d: &vouch_attest::RoledDifference) -> serde_json::Value {
+    use vouch_model::Difference as D;
+    let (expected, found) = match &d.difference {
+        D::Missing { path } => (json!(path.as_str()), json!(null)),
+        D::Extra { path } => (json!(null), json!(path.as_str())),
+        D::Renamed { from, to } => (json!(from.as_str()), json!(to.as_str())),
+        D::Size {
+            expected, actual, ..
+        } => (json!(expected), json!(actual)),
+        D::Content {
+            expected, actual, ..
+        } => (json!(expected.to_string()), json!(actual.to_string())),
+        _ => (json!(null), json!(null)),
+    };
+    json!({
+        "kind": d.difference.kind(),
+        "file": d.difference.path().as_str(),
+        "role": d.role.name(),
+        "expected": expected,
+        "found": found,
+        "message": d.to_string(),
+        "hint": MISMATCH_HINT,
+    })
+}
+
+/// A Sigstore bundle file, refused here when it is empty or JSON that is not a bundle, with
+/// what was expected and where a good one comes from.
+fn check_bundle_shape(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
+    let expected = "a Sigstore bundle: a JSON object with `mediaType`, `verificationMaterial` and `dsseEnvelope`";
+    let hint = "hint: mount the file `vouch attest --output FILE` wrote (a Secret or ConfigMap), or leave out `--attestation` to fetch it from the registry with `--image`";
+    let shown = path.display();
+    let problem = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Some("is empty".to_owned())
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Err(e) => Some(format!(
+                "is not JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            )),
+            Ok(serde_json::Value::Object(o)) if !o.contains_key("mediaType") => {
+                Some(if o.is_empty() {
+                    "is JSON but not a Sigstore bundle (it is an empty object)".to_owned()
+                } else {
+                    "is JSON but not a Sigstore bundle (it has no `mediaType`)".to_owned()
+                })
+            }
+            Ok(serde_json::Value::Object(_)) => None,
+            Ok(_) => Some("is JSON but not an object".to_owned()),
+        }
+    };
+    match problem {
+        Some(p) => Err(Failure::Rejected(format!(
+            "the attestation file `{shown}` {p}; expected {expected}\n{hint}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The `--key` file: a certificate or a private key is refused with what to pass instead.
+fn check_public_key_pem(path: &std::path::Path, bytes: &[u8]) -> Result<(), Failure> {
+    let text = String::from_utf8_lossy(bytes);
+    let label = text
+        .find("-----BEGIN ")
+        .and_then(|b| text.get(b + "-----BEGIN ".len()..))
+        .and_then(|rest| rest.split("-----").next());
+    let shown = path.display();
+    let problem = match label {
+        None => format!(
+            "`--key {shown}` (VOUCH_KEY) is not a PEM file; expected a public key (`-----BEGIN PUBLIC KEY-----`)\nhint: mount the `.pub` file `vouch key generate` wrote"
+        ),
+        Some("CERTIFICATE") => format!(
+            "`--key {shown}` (VOUCH_KEY) is a certificate, not a public key (`-----BEGIN PUBLIC KEY-----`)\nhint: vouch-init trusts a public key or a trust policy (`--policy`, whose authorities may be keyless identities); to trust this certificate's key, extract it: `openssl x509 -in {shown} -pubkey -noout > signer.pub`"
+        ),
+        Some(l) if l.ends_with("PRIVATE KEY") => format!(
+            "`--key {shown}` (VOUCH_KEY) is a private key; verifying takes the public key (`-----BEGIN PUBLIC KEY-----`)\nhint: mount the `.pub` file `vouch key generate` wrote beside it (`P.pub` for `P.key`); a private key never belongs in a Pod"
+        ),
+        Some(_) => return Ok(()),
+    };
+    Err(Failure::Undecided(problem))
+}
+
 fn attest_failure(e: vouch_attest::Error) -> Failure {
     match e {
         vouch_attest::Error::Mismatch(diffs) => {
             let lines: Vec<String> = diffs.iter().map(|d| format!("  - {d}")).collect();
-            Failure::Rejected(format!(
-                "the model on disk does not match the signed attestation:\n{}\nhint: the model volume was changed after CI signed it; restore it from the release",
-                lines.join("\n")
-            ))
+            Failure::Differs {
+                message: format!(
+                    "the model on disk does not match the signed attestation:\n{}\nhint: {MISMATCH_HINT}",
+                    lines.join("\n")
+                ),
+                reasons: diffs.iter().map(difference_json).collect(),
+            }
         }
         e if e.is_rejection() => Failure::Rejected(e.to_string()),
         e => Failure::Undecided(e.to_string()),
@@ -46,10 +135,11 @@ fn attest_failure(e: vouch_attest::Error) -> Failure {
 /// The candidate bundles, each with where it came from.
 fn candidates(source: &Source) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     match source {
-        Source::File(path) => Ok(vec![(
-            path.display().to_string(),
-            read(path, "attestation")?,
-        )]),
+        Source::File(path) => {
+            let bytes = read(path, "attestation")?;
+            check_bundle_shape(path, &bytes)?;
+            Ok(vec![(path.display().to_string(), bytes)])
+        }
         Source::Registry {
             image,
             allow_insecure,
@@ -105,7 +195,9 @@ type VerifiedAttestation = vouch_trust::Verified<(vouch_attest::Attestation, vou
 fn checker(c: &Config) -> Result<Checker, Failure> {
     let (path, image) = match &c.trust {
         TrustSource::Key(path) => {
-            let key = PublicKey::from_pem(&read(path, "public key")?)
+            let bytes = read(path, "public key")?;
+            check_public_key_pem(path, &bytes)?;
+            let key = PublicKey::from_pem(&bytes)
                 .map_err(|e| Failure::Undecided(format!("`{}`: {e}", path.display())))?;
             return Ok(Checker::Key(key));
         }
@@ -203,10 +295,7 @@ fn none_passed(mut reasons: Vec<((String, Vec<u8>), Failure)>) -> Failure {
         .all(|(_, f)| matches!(f, Failure::Undecided(_)));
     let lines: Vec<String> = reasons
         .iter()
-        .map(|((origin, _), f)| {
-            let (Failure::Rejected(m) | Failure::Undecided(m)) = f;
-            format!("  - {origin}: {m}")
-        })
+        .map(|((origin, _), f)| format!("  - {origin}: {}", f.message()))
         .collect();
     let m = format!(
         "none of the {} attestations passed:\n{}",
@@ -261,19 +350,73 @@ pub fn report(outcome: &Result<Outcome, Failure>, seconds: f64) -> (u8, String, 
             (0, line.to_string(), None)
         }
         Err(f) => {
+            let m = f.message();
             let (code, decision, reason) = match f {
-                Failure::Rejected(m) => (1, "rejected", format!("vouch-init: rejected: {m}")),
-                Failure::Undecided(m) => {
+                Failure::Rejected(_) | Failure::Differs { .. } => {
+                    (1u8, "rejected", format!("vouch-init: rejected: {m}"))
+                }
+                Failure::Undecided(_) => {
                     (2, "undecided", format!("vouch-init: could not decide: {m}"))
                 }
             };
+            let (kind, message, details, hints) = parts(f);
+            let errors: Vec<serde_json::Value> = match f {
+                Failure::Differs { reasons, .. } => reasons.clone(),
+                _ if !details.is_empty() => details
+                    .iter()
+                    .map(|d| error_json(kind, d, hints.first()))
+                    .collect(),
+                _ => vec![error_json(kind, &message, hints.first())],
+            };
             let line = json!({
                 "verified": false,
+                "outcome": decision,
                 "decision": decision,
+                "exitCode": code,
+                "kind": kind,
+                "message": message,
+                "hints": hints,
+                "errors": errors,
                 "reason": reason,
                 "seconds": (seconds * 1000.0).round() / 1000.0,
             });
             (code, line.to_string(), Some(reason))
         }
     }
+}
+
+/// One `errors` entry without file or role data.
+fn error_json(kind: &str, message: &str, hint: Option<&String>) -> serde_json::Value {
+    json!({
+        "kind": kind,
+        "file": null,
+        "role": null,
+        "expected": null,
+        "found": null,
+        "message": message,
+        "hint": hint,
+    })
+}
+
+/// A failure's kind, first line, `  - ` detail lines and `hint: ` lines.
+fn parts(f: &Failure) -> (&'static str, String, Vec<String>, Vec<String>) {
+    let text = f.message();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    let (kind, first) = match (f, first.strip_prefix("usage: ")) {
+        (_, Some(rest)) => ("usage", rest),
+        (Failure::Differs { .. }, None) => ("model-mismatch", first),
+        (Failure::Rejected(_), None) => ("rejected", first),
+        (Failure::Undecided(_), None) => ("undecided", first),
+    };
+    let (mut details, mut hints) = (Vec::new(), Vec::new());
+    for l in lines {
+        if let Some(h) = l.strip_prefix("hint: ") {
+            hints.push(h.to_owned());
+        } else if let Some(d) = l.trim_start().strip_prefix("- ") {
+            details.push(d.to_owned());
+        }
+    }
+    let message = first.trim_end_matches(':').to_owned();
+    (kind, message, details, hints)
 }

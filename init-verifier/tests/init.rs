@@ -403,13 +403,23 @@ fn malformed_attestation() {
     let f = fixture();
     let good = std::fs::read_to_string(f.attestation()).unwrap();
     for (bad, want) in [
-        ("".to_owned(), "not valid JSON"),
-        (good[..good.len() / 2].to_owned(), "not valid JSON"),
+        (
+            "".to_owned(),
+            "attestation.json` is empty; expected a Sigstore bundle",
+        ),
+        (
+            good[..good.len() / 2].to_owned(),
+            "attestation.json` is not JSON (line",
+        ),
+        (
+            "{}".to_owned(),
+            "is JSON but not a Sigstore bundle (it is an empty object)",
+        ),
         (
             good.replace("\"payload\":\"", "\"payload\":\"AAAA"),
             "signature is not trusted",
         ),
-        ("[1,2,3]".to_owned(), "not valid JSON"),
+        ("[1,2,3]".to_owned(), "is JSON but not an object"),
     ] {
         std::fs::write(f.attestation(), bad).unwrap();
         rejected(&f, want);
@@ -756,4 +766,126 @@ fn policy_with_image_alone_fetches_from_the_registry() {
         2,
         "cannot fetch the attestations of 127.0.0.1:1/models/tiny-llm",
     );
+}
+
+/// The JSON line of a failed run, checked for the shape `vouch --json` shares.
+fn json_failure(out: &Output, code: i32) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(code), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(line["verified"], false);
+    let outcome = if code == 1 { "rejected" } else { "undecided" };
+    assert_eq!(line["outcome"], outcome, "{line}");
+    assert_eq!(line["decision"], outcome, "{line}");
+    assert_eq!(line["exitCode"], code, "{line}");
+    let errors = line["errors"].as_array().unwrap();
+    assert!(!errors.is_empty(), "{line}");
+    for e in errors {
+        for field in [
+            "kind", "file", "role", "expected", "found", "message", "hint",
+        ] {
+            assert!(e.get(field).is_some(), "error lacks `{field}`: {e}");
+        }
+    }
+    // The same reason, as text, on stderr: twice on a terminal, by design.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(line["message"].as_str().unwrap()),
+        "{stderr}"
+    );
+    line
+}
+
+#[test]
+fn rejected_json_line_carries_each_difference_as_data() {
+    let f = fixture();
+    flip_byte(&f.model().join("tokenizer.json"), 10);
+    let line = json_failure(&vouch_init(&f, &[]), 1);
+    assert_eq!(line["kind"], "model-mismatch");
+    let e = &line["errors"][0];
+    assert_eq!(e["kind"], "content-differs", "{line}");
+    assert_eq!(e["file"], "tokenizer.json");
+    assert_eq!(e["role"], "tokenizer");
+    assert!(e["expected"].as_str().unwrap().starts_with("sha256:"));
+    assert_ne!(e["expected"], e["found"]);
+    assert!(
+        e["hint"]
+            .as_str()
+            .unwrap()
+            .contains("restore it from the release")
+    );
+}
+
+#[test]
+fn undecided_json_line_has_the_same_shape() {
+    let f = fixture();
+    std::fs::remove_file(f.attestation()).unwrap();
+    let line = json_failure(&vouch_init(&f, &[]), 2);
+    assert!(
+        line["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot open attestation"),
+        "{line}"
+    );
+    // A usage error too.
+    let f = fixture();
+    let line = json_failure(&vouch_init(&f, &["--policy", "p.yaml"]), 2);
+    assert_eq!(line["kind"], "usage", "{line}");
+}
+
+#[test]
+fn a_certificate_or_private_key_as_key_says_what_to_mount() {
+    let f = fixture();
+    let run = |key: PathBuf| {
+        Command::new(env!("CARGO_BIN_EXE_vouch-init"))
+            .arg("--model-dir")
+            .arg(f.model())
+            .arg("--attestation")
+            .arg(f.attestation())
+            .arg("--key")
+            .arg(key)
+            .args(["--expect-model-digest", &f.digest])
+            .arg("--termination-log")
+            .arg(f.dir.path().join("termination-log"))
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let out = run(repo().join("testdata/oms/leaf.pem"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is a certificate, not a public key"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("openssl x509 -in"), "{stderr}");
+    assert!(!stderr.contains("no items found"), "{stderr}");
+    let out = run(repo().join("testdata/keys/release.key"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is a private key"), "{stderr}");
+    assert!(stderr.contains("`.pub` file"), "{stderr}");
+}
+
+#[test]
+fn help_shows_env_names_without_values_and_says_where_the_reason_goes() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch-init"))
+        .arg("--help")
+        .env_clear()
+        .env("VOUCH_KEY", "/secret/where.pub")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[env: VOUCH_MODEL_DIR]"), "{help}");
+    assert!(help.contains("[env: VOUCH_KEY]"), "{help}");
+    assert!(!help.contains("VOUCH_MODEL_DIR="), "{help}");
+    assert!(!help.contains("/secret/where.pub"), "{help}");
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains("the reason is written twice on purpose"),
+        "{help}"
+    );
+    assert!(flat.contains("as text on stderr"), "{help}");
 }

@@ -172,6 +172,19 @@ pub enum Difference {
 }
 
 impl Difference {
+    /// A name for the kind of difference, for machine output (`vouch --json`, `vouch-init`):
+    /// `missing-file`, `extra-file`, `renamed-file`, `size-differs` or `content-differs`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Missing { .. } => "missing-file",
+            Self::Extra { .. } => "extra-file",
+            Self::Renamed { .. } => "renamed-file",
+            Self::Size { .. } => "size-differs",
+            Self::Content { .. } => "content-differs",
+        }
+    }
+
     /// The file this difference is about (the signed name for a rename).
     pub fn path(&self) -> &ModelPath {
         match self {
