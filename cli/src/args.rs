@@ -18,6 +18,27 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether the command was asked for JSON output (`--json`): then a failure is a JSON
+    /// document on stdout as well as text on stderr.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            Command::Key(_) => false,
+            Command::Model(
+                ModelCommand::Hash { output, .. }
+                | ModelCommand::Sign { output, .. }
+                | ModelCommand::Verify { output, .. },
+            ) => output.json,
+            Command::Attest(a) => a.output_format.json,
+            Command::Verify(v) => v.output.json,
+            Command::Inspect(i) => i.json,
+            Command::Policy(crate::cmd::policy::PolicyCommand::Check(c)) => c.json,
+            Command::VerifyBundle(v) => v.output.json,
+            Command::SignBundle(s) => s.output.json,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage signing keys.
@@ -50,7 +71,12 @@ pub struct RegistryArgs {
     #[arg(long)]
     pub allow_insecure_registry: bool,
     /// Registry user name (default: from the docker config).
-    #[arg(long, env = "VOUCH_REGISTRY_USERNAME", value_name = "USER")]
+    #[arg(
+        long,
+        env = "VOUCH_REGISTRY_USERNAME",
+        value_name = "USER",
+        hide_env_values = true
+    )]
     pub registry_username: Option<String>,
     /// Registry password or token (prefer the environment variable).
     #[arg(
@@ -183,7 +209,8 @@ pub struct InspectArgs {
     pub image: Option<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// Machine-readable JSON on stdout.
+    /// Machine-readable JSON on stdout: one document (an array of attestations), or on
+    /// failure `{"verified": false, "outcome": "rejected"|"undecided", "errors": [...]}`.
     #[arg(long)]
     pub json: bool,
 }
@@ -234,7 +261,9 @@ pub struct IgnoreArgs {
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Machine-readable JSON on stdout.
+    /// Machine-readable JSON on stdout: one document, on success and on failure (then
+    /// `{"verified": false, "outcome": "rejected"|"undecided", "errors": [...]}`, see the
+    /// README; the message stays on stderr).
     #[arg(long)]
     pub json: bool,
     /// No progress bar and no informational output.

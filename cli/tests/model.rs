@@ -223,7 +223,11 @@ fn truncated_bundle_json_is_rejected_as_unusable() {
     let bytes = std::fs::read(&sig).unwrap();
     std::fs::write(&sig, &bytes[..bytes.len() / 2]).unwrap();
     let o = w.verify(&sig, "release.pub", &[]);
-    assert_exit(&o, 1, &["the signature file is unusable", "not valid JSON"]);
+    assert_exit(
+        &o,
+        1,
+        &["the signature file", "is not JSON (line 1, column"],
+    );
 }
 
 #[test]
@@ -232,7 +236,7 @@ fn empty_signature_file_is_rejected() {
     let sig = w.outside("empty.sig");
     std::fs::write(&sig, b"").unwrap();
     let o = w.verify(&sig, "release.pub", &[]);
-    assert_exit(&o, 1, &["the signature file is unusable"]);
+    assert_exit(&o, 1, &["empty.sig` is empty; expected a Sigstore bundle"]);
 }
 
 #[test]
@@ -241,7 +245,7 @@ fn binary_garbage_signature_file_is_rejected() {
     let sig = w.outside("garbage.sig");
     std::fs::write(&sig, [0u8, 159, 146, 150, 255, 0, 1, 2]).unwrap();
     let o = w.verify(&sig, "release.pub", &[]);
-    assert_exit(&o, 1, &["the signature file is unusable"]);
+    assert_exit(&o, 1, &["garbage.sig` is not JSON"]);
 }
 
 #[test]
@@ -418,7 +422,7 @@ fn private_key_given_as_public_key_cannot_be_decided() {
     let w = Work::new();
     let sig = w.signed(&[]);
     let o = w.verify(&sig, "release.key", &[]);
-    assert_exit(&o, 2, &["release.key", "not a PEM public key"]);
+    assert_exit(&o, 2, &["release.key` is a private key", "`.pub` file"]);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use vouch_trust::{Signer, Verified};
 use super::model::{hash_model, human_bytes, ignore_set, load_trust, model_root, print_json};
 use super::registry;
 use crate::args::{AttestArgs, InspectArgs, TrustArgs, VerifyArgs};
-use crate::failure::{Failure, Result};
+use crate::failure::{Failure, Reason, Result};
 use crate::files;
 use crate::progress::with_bar;
 
@@ -189,18 +189,29 @@ fn verify_bundle_bytes(
 pub fn attest_failure(e: vouch_attest::Error) -> Failure {
     match e {
         vouch_attest::Error::Mismatch(diffs) => {
-            let mut f = Failure::rejected(vouch_attest::Error::Mismatch(diffs.clone()));
+            let mut f = Failure::rejected(vouch_attest::Error::Mismatch(diffs.clone()))
+                .code("model-mismatch");
             for d in &diffs {
-                f = f.detail(d);
+                f = f.reason(Reason::difference(&d.difference, Some(d.role.name())));
             }
             f.hint("the files on disk are not the files CI attested: restore them from the release, or attest the model again")
         }
         vouch_attest::Error::Model(m) => m.into(),
-        vouch_attest::Error::ImageNotCovered { .. } => Failure::rejected(e)
+        vouch_attest::Error::ImageNotCovered {
+            ref wanted,
+            ref covered,
+        } => Failure::rejected(&e)
+            .code("image-not-covered")
+            .quiet_reason(Reason::new("image-not-covered", &e).expected_found(wanted, covered))
             .hint("this attestation was made for another image; attest this image digest with `vouch attest --image REF@sha256:...`"),
-        vouch_attest::Error::PinMismatch { .. } => Failure::rejected(e)
+        vouch_attest::Error::PinMismatch {
+            ref pinned,
+            ref attested,
+        } => Failure::rejected(&e)
+            .code("pin-mismatch")
+            .quiet_reason(Reason::new("pin-mismatch", &e).expected_found(pinned, attested))
             .hint("set the Pod's `vouch.dev/model-digest` to the digest printed by `vouch attest`"),
-        other => Failure::rejected(other),
+        other => Failure::rejected(other).code("attestation"),
     }
 }
 
@@ -209,7 +220,7 @@ fn candidates(args: &VerifyArgs) -> Result<Vec<(String, Vec<u8>)>> {
     let candidates = match (&args.attestation, &args.image) {
         (Some(file), _) => vec![(
             file.display().to_string(),
-            files::read(file, "attestation")?,
+            files::read_bundle(file, files::BundleUse::Attestation)?,
         )],
         (None, Some(r)) => registry::fetch(r, &args.registry)?,
         (None, None) => {
@@ -242,6 +253,10 @@ fn none_passed(mut failures: Vec<(&(String, Vec<u8>), Failure)>, nested: bool) -
             for d in &failure.details {
                 f = f.detail(format!("{source}: {d}"));
             }
+        }
+        for mut r in failure.errors() {
+            r.message = format!("{source}: {}", r.message);
+            f = f.quiet_reason(r);
         }
     }
     if nested && let Some(h) = failures.iter().find_map(|(_, f)| f.hints.first()) {
@@ -389,6 +404,7 @@ pub fn verify(args: VerifyArgs) -> Result {
     if args.output.json {
         return print_json(&json!({
             "verified": true,
+            "outcome": "verified",
             "source": source,
             "signer": signer.to_string(),
             "authority": authority,
@@ -495,7 +511,10 @@ fn inspect_one(source: &str, bytes: &[u8], json_out: bool) -> Result<serde_json:
 
 pub fn inspect(args: InspectArgs) -> Result {
     let items: Vec<(String, Vec<u8>)> = match (&args.file, &args.image) {
-        (Some(f), _) => vec![(f.display().to_string(), files::read(f, "attestation")?)],
+        (Some(f), _) => vec![(
+            f.display().to_string(),
+            files::read_bundle(f, files::BundleUse::Attestation)?,
+        )],
         (None, Some(r)) => registry::fetch(r, &args.registry)?,
         (None, None) => {
             return Err(Failure::undecided(

@@ -156,9 +156,13 @@ impl DsseSigner {
                 ))
             }
             (Some(path), None) => {
-                vouch_sign::SigningKey::from_pem(&files::read(path, "private key")?)
+                vouch_sign::SigningKey::from_pem(&files::read_private_key(path)?)
                     .map(DsseSigner::Key)
-                    .map_err(|e| Failure::undecided(format!("`{}`: {e}", path.display())))
+                    .map_err(|e| {
+                        Failure::usage(format!("`--key {}`: {e}", path.display()))
+                            .code("trust-material")
+                            .hint("`--key` takes a PEM private key (PKCS#8 or SEC 1, ECDSA P-256 or P-384), as `vouch key generate` writes (`P.key`)")
+                    })
             }
             (None, Some(args)) => Ok(DsseSigner::Keyless(Box::new(args.signer(false)?.0))),
             _ => Err(Failure::undecided(

@@ -397,15 +397,41 @@ fn sign(
     Ok(())
 }
 
+/// The `--certificate-chain` file; a key is refused with the flag that takes it.
+fn read_chain(chain: &Path) -> Result<Vec<u8>> {
+    let bytes = files::read(chain, "certificate chain")?;
+    match files::pem_holds(&bytes) {
+        files::PemHolds::PublicKey => Err(Failure::usage(format!(
+            "`--certificate-chain {}` is a public key, not certificates",
+            chain.display()
+        ))
+        .code("trust-material")
+        .hint("pass a public key with `--key` instead")),
+        files::PemHolds::PrivateKey => Err(Failure::usage(format!(
+            "`--certificate-chain {}` is a private key, not certificates",
+            chain.display()
+        ))
+        .code("trust-material")
+        .hint("pass the CA certificates (`-----BEGIN CERTIFICATE-----`) that issued the signing certificate")),
+        _ => Ok(bytes),
+    }
+}
+
 pub fn load_trust(args: &TrustArgs) -> Result<Trust> {
     match (&args.key, &args.certificate_chain) {
         (Some(key), None) => Ok(Trust::Key(
-            PublicKey::from_pem(&files::read(key, "public key")?)
-                .map_err(|e| Failure::undecided(format!("`{}`: {e}", key.display())))?,
+            PublicKey::from_pem(&files::read_public_key(key)?).map_err(|e| {
+                Failure::usage(format!("`--key {}`: {e}", key.display()))
+                    .code("trust-material")
+                    .hint("`--key` takes a PEM public key (ECDSA P-256 or P-384), as `vouch key generate` writes (`P.pub`)")
+            })?,
         )),
         (None, Some(chain)) => Ok(Trust::Certificates(
-            CertificateAuthorities::from_pem(&files::read(chain, "certificate chain")?)
-                .map_err(|e| Failure::undecided(format!("`{}`: {e}", chain.display())))?,
+            CertificateAuthorities::from_pem(&read_chain(chain)?).map_err(|e| {
+                Failure::usage(format!("`--certificate-chain {}`: {e}", chain.display()))
+                    .code("trust-material")
+                    .hint("`--certificate-chain` takes PEM certificates (`-----BEGIN CERTIFICATE-----`) of the authorities that issue signing certificates")
+            })?,
         )),
         _ => Err(Failure::undecided(
             "give exactly one of `--key` or `--certificate-chain`",
@@ -421,7 +447,7 @@ fn verify(
     output: &OutputArgs,
 ) -> Result {
     let model = model_target(dir)?;
-    let verified = trust.verify(&files::read(signature, "signature")?)?;
+    let verified = trust.verify(&files::read_bundle(signature, files::BundleUse::Signature)?)?;
     let statement = vouch_oms::statement_from(verified)?;
     let mut extra = model_ignore_set(&model, ignore)?;
     if !model.single_file
@@ -438,6 +464,7 @@ fn verify(
     if output.json {
         return print_json(&json!({
             "verified": true,
+            "outcome": "verified",
             "name": st.name,
             "signer": signer.to_string(),
             "files": report.files,

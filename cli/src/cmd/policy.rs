@@ -12,7 +12,7 @@ use serde_json::Value;
 use vouch_policy::{Attestations, Lookup, Operation, Policy, Subject};
 
 use crate::args::RegistryArgs;
-use crate::failure::{Failure, Result};
+use crate::failure::{Failure, Reason, Result};
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyCommand {
@@ -41,7 +41,9 @@ pub struct CheckArgs {
     pub namespace: String,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// One JSON object per line instead of text.
+    /// One JSON document on stdout instead of text: `{"verified": true, "outcome":
+    /// "allowed", "objects": [...]}`, or `"verified": false` with `"outcome": "rejected"`
+    /// (something would be denied) or `"undecided"`, and `"errors"`, one per problem.
     #[arg(long)]
     pub json: bool,
 }
@@ -126,10 +128,10 @@ fn check(a: CheckArgs) -> Result {
     })?;
     let mut files = Vec::new();
     for f in &a.attestation {
-        files.push(
-            std::fs::read(f)
-                .map_err(|e| Failure::undecided(format!("cannot read `{}`: {e}", f.display())))?,
-        );
+        files.push(crate::files::read_bundle(
+            f,
+            crate::files::BundleUse::Attestation,
+        )?);
     }
     let mut bundles = Bundles {
         files,
@@ -138,6 +140,8 @@ fn check(a: CheckArgs) -> Result {
         fetched: HashMap::new(),
     };
     let (mut denied, mut undecided, mut objects) = (0usize, 0usize, 0usize);
+    let mut objects_json: Vec<Value> = Vec::new();
+    let mut reasons: Vec<Reason> = Vec::new();
     for path in &a.manifests {
         let text = read(path)?;
         let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
@@ -179,7 +183,7 @@ fn check(a: CheckArgs) -> Result {
                     results.insert(p, l);
                 }
             }
-            let d = prepared.decide(&policy, &results);
+            let d = prepared.decide_as(&policy, &results, vouch_policy::Caller::PolicyCheck);
             let verdict = if !d.allowed && d.is_undecided() {
                 undecided += 1;
                 "undecided"
@@ -192,7 +196,7 @@ fn check(a: CheckArgs) -> Result {
                 "allow"
             };
             if a.json {
-                let line = serde_json::json!({
+                objects_json.push(serde_json::json!({
                     "file": path.display().to_string(),
                     "kind": kind,
                     "namespace": namespace,
@@ -206,8 +210,7 @@ fn check(a: CheckArgs) -> Result {
                         "hint": f.hint,
                         "couldNotVerify": f.undecided,
                     })).collect::<Vec<_>>(),
-                });
-                println!("{line}");
+                }));
             } else {
                 let why = d.summary.splitn(3, ": ").nth(2).unwrap_or("");
                 println!(
@@ -219,20 +222,52 @@ fn check(a: CheckArgs) -> Result {
                     println!("  - {f}");
                 }
             }
+            if !d.allowed {
+                for f in &d.findings {
+                    let mut r = Reason::new(
+                        if f.undecided {
+                            "could-not-verify"
+                        } else {
+                            "denied"
+                        },
+                        format!("{kind} {namespace}/{name}: {f}"),
+                    )
+                    .file(path.display());
+                    if let Some(h) = &f.hint {
+                        r = r.hint(h);
+                    }
+                    reasons.push(r);
+                }
+            }
         }
     }
-    if denied > 0 {
-        return Err(Failure::rejected(format!(
+    let failure = if denied > 0 {
+        Failure::rejected(format!(
             "{denied} of {objects} object{} would be denied",
             if objects == 1 { "" } else { "s" }
-        )));
-    }
-    if undecided > 0 {
-        return Err(Failure::undecided(format!(
+        ))
+        .code("denied")
+    } else if undecided > 0 {
+        Failure::undecided(format!(
             "{undecided} of {objects} object{} could not be verified",
             if objects == 1 { "" } else { "s" }
         ))
-        .hint("pass the bundles with `--attestation FILE`, or check registry access"));
+        .code("could-not-verify")
+        .hint("pass the bundles with `--attestation FILE`, or check registry access")
+    } else {
+        if a.json {
+            return super::model::print_json(&serde_json::json!({
+                "verified": true,
+                "outcome": "allowed",
+                "exitCode": 0,
+                "objects": objects_json,
+            }));
+        }
+        return Ok(());
+    };
+    let mut failure = failure.data("objects", Value::Array(objects_json));
+    for r in reasons {
+        failure = failure.quiet_reason(r);
     }
-    Ok(())
+    Err(failure)
 }

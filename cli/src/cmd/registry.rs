@@ -13,7 +13,14 @@ use crate::failure::{Failure, Result};
 impl From<vouch_oci::Error> for Failure {
     fn from(e: vouch_oci::Error) -> Self {
         let hint = e.hint();
-        let f = Failure::undecided(&e);
+        let code = match &e {
+            vouch_oci::Error::InvalidReference { .. } | vouch_oci::Error::DigestRequired { .. } => {
+                "image-reference"
+            }
+            vouch_oci::Error::Layout { .. } => "image-layout",
+            _ => "registry",
+        };
+        let f = Failure::undecided(&e).code(code);
         match hint {
             Some(h) => f.hint(h),
             None => f,

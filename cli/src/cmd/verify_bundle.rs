@@ -69,7 +69,7 @@ pub fn run(a: VerifyBundleArgs) -> Result {
     .map_err(failure)?;
     let signer = match (&a.key, a.certificate_identity, a.certificate_oidc_issuer) {
         (Some(key), _, _) => {
-            Signer::Key(PublicKey::from_pem(&files::read(key, "public key")?).map_err(failure)?)
+            Signer::Key(PublicKey::from_pem(&files::read_public_key(key)?).map_err(failure)?)
         }
         (None, Some(identity), Some(issuer)) => Signer::Identity { identity, issuer },
         _ => {
@@ -78,7 +78,7 @@ pub fn run(a: VerifyBundleArgs) -> Result {
             ));
         }
     };
-    let bundle = files::read(&a.bundle, "bundle")?;
+    let bundle = files::read_bundle(&a.bundle, files::BundleUse::Bundle)?;
 
     let digest = vouch_sigstore::parse_sha256_digest(&a.artifact)
         .filter(|_| !Path::new(&a.artifact).exists());
@@ -101,6 +101,7 @@ pub fn run(a: VerifyBundleArgs) -> Result {
     if a.output.json {
         return super::model::print_json(&json!({
             "verified": true,
+            "outcome": "verified",
             "artifact": a.artifact,
             "signer": signer,
             "mediaType": verified.media_type(),
