@@ -165,8 +165,14 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "URL", requires = "certificate_identity")]
     pub certificate_oidc_issuer: Option<String>,
     /// The Sigstore trusted root (`trusted_root.json`) for `--certificate-identity`
-    /// [default: the embedded public-good production snapshot].
-    #[arg(long, value_name = "FILE", requires = "certificate_identity")]
+    /// [default: the embedded public-good production snapshot] (unused with `--key`,
+    /// `--certificate-chain` and `--policy`, whose keyless authorities name their own).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "VOUCH_TRUSTED_ROOT",
+        hide_env_values = true
+    )]
     pub trusted_root: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,

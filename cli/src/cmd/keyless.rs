@@ -20,7 +20,12 @@ pub struct KeylessArgs {
     pub identity_token: Option<String>,
     /// A Sigstore signing config (`signing_config.v0.2.json`) naming Fulcio, Rekor and the
     /// timestamp authority [default: the embedded public-good production snapshot].
-    #[arg(long, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "VOUCH_SIGNING_CONFIG",
+        hide_env_values = true
+    )]
     pub signing_config: Option<PathBuf>,
     /// Fulcio base URL (overrides the signing config).
     #[arg(long, value_name = "URL")]
@@ -126,6 +131,16 @@ pub fn failure(e: Error) -> Failure {
         Error::SigningConfig(_) | Error::Url { .. } => f.hint(
             "pass the instance's `signing_config.v0.2.json` with `--signing-config`, or `--fulcio-url URL --rekor-url URL [--tsa-url URL]`",
         ),
+        Error::GitHubActions { refused: true, .. } => f.hint(format!(
+            "the service refused `{}`: give the job `permissions: id-token: write` and pass the runner's `{}` and `{}` unchanged (or give a token with `--identity-token`)",
+            vouch_keyless::ACTIONS_TOKEN_ENV,
+            vouch_keyless::ACTIONS_URL_ENV,
+            vouch_keyless::ACTIONS_TOKEN_ENV
+        )),
+        Error::GitHubActions { .. } => f.hint(format!(
+            "check `{}`: it is the runner's token service, set by GitHub Actions for jobs with `permissions: id-token: write`",
+            vouch_keyless::ACTIONS_URL_ENV
+        )),
         Error::Fulcio { .. } => f.hint("check that Fulcio trusts the token's issuer, that the token's audience is `sigstore`, and that the URL is right"),
         Error::Rekor { .. } | Error::Tsa { .. } => f.hint("check the URL and that the service is up; signing again gets a new certificate"),
         _ => f,

@@ -36,6 +36,11 @@ use sigstore_sign::{SigningContext, SigningServices, SigstoreInstance};
 /// The environment variable an identity token is read from when none is given.
 pub const TOKEN_ENV: &str = "SIGSTORE_ID_TOKEN";
 
+/// GitHub Actions' token service URL, set in jobs with `permissions: id-token: write`.
+pub const ACTIONS_URL_ENV: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+/// The bearer token for [`ACTIONS_URL_ENV`], set alongside it.
+pub const ACTIONS_TOKEN_ENV: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+
 /// Why keyless signing failed. Every variant is "could not sign"; nothing here is a
 /// verdict about an artifact.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +69,17 @@ pub enum Error {
     /// Asking the CI for its ambient token failed.
     #[error("cannot get the ambient CI identity token: {0}")]
     Ambient(String),
+    /// The GitHub Actions token service refused the request or answered something else than
+    /// a token.
+    #[error("the GitHub Actions token service ({url}) gave no identity token: {message}")]
+    GitHubActions {
+        /// `ACTIONS_ID_TOKEN_REQUEST_URL`, without its query.
+        url: String,
+        /// What went wrong (never the request token).
+        message: String,
+        /// The service refused the request token (HTTP 401 or 403).
+        refused: bool,
+    },
     /// The in-toto statement is not a statement.
     #[error("the statement is not a valid in-toto statement: {0}")]
     Statement(String),
@@ -295,7 +311,10 @@ pub enum TokenSource {
 /// The identity token: `explicit` if given, else `$SIGSTORE_ID_TOKEN` if set and not empty,
 /// else the CI's ambient credentials. On GitHub Actions (`ACTIONS_ID_TOKEN_REQUEST_URL` and
 /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN` set, i.e. `permissions: id-token: write`) this requests
-/// a token with audience `sigstore` from the runner.
+/// a token with audience `sigstore` from the runner's token service, as
+/// `@actions/core`'s `getIDToken` does: `GET URL&audience=sigstore` with
+/// `Authorization: bearer TOKEN`, answered by `{"value": JWT}`. Other CIs (GitLab, Buildkite,
+/// CircleCI) go through `sigstore-oidc`'s ambient detection.
 pub fn find_token(explicit: Option<&str>) -> Result<(Token, TokenSource), Error> {
     if let Some(jwt) = explicit {
         return Ok((Token::from_jwt(jwt)?, TokenSource::Explicit));
@@ -306,12 +325,60 @@ pub fn find_token(explicit: Option<&str>) -> Result<(Token, TokenSource), Error>
     {
         return Ok((Token::from_jwt(&jwt)?, TokenSource::Environment));
     }
+    let non_empty = |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let (Some(url), Some(bearer)) = (non_empty(ACTIONS_URL_ENV), non_empty(ACTIONS_TOKEN_ENV)) {
+        let jwt = runtime()?.block_on(github_actions_token(&url, &bearer))?;
+        return Ok((Token::from_jwt(&jwt)?, TokenSource::Ambient));
+    }
     let ambient = runtime()?
         .block_on(IdentityToken::detect_ambient())
         .map_err(|e| Error::Ambient(e.to_string()))?;
     match ambient {
         Some(token) => Ok((Token(token), TokenSource::Ambient)),
         None => Err(Error::NoToken),
+    }
+}
+
+/// Ask the GitHub Actions token service for a token with audience `sigstore`.
+async fn github_actions_token(url: &str, bearer: &str) -> Result<String, Error> {
+    let shown = url.split('?').next().unwrap_or(url).to_owned();
+    let fail = |message: String, refused: bool| Error::GitHubActions {
+        url: shown.clone(),
+        message,
+        refused,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| fail(format!("cannot build the HTTP client: {e}"), false))?;
+    let response = client
+        .get(url)
+        .query(&[("audience", "sigstore")])
+        .header(reqwest::header::AUTHORIZATION, format!("bearer {bearer}"))
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        // Without the URL: reqwest's text would repeat it, query included.
+        .map_err(|e| fail(format!("cannot reach it: {}", e.without_url()), false))?;
+    let status = response.status();
+    if !status.is_success() {
+        let refused = matches!(status.as_u16(), 401 | 403);
+        return Err(fail(format!("HTTP {status}"), refused));
+    }
+    let body = response.bytes().await.map_err(|e| {
+        fail(
+            format!("cannot read the answer: {}", e.without_url()),
+            false,
+        )
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| fail(format!("the answer is not JSON: {e}"), false))?;
+    match value.get("value").and_then(serde_json::Value::as_str) {
+        Some(jwt) if !jwt.trim().is_empty() => Ok(jwt.to_owned()),
+        _ => Err(fail(
+            "the answer has no `value` with the token".to_owned(),
+            false,
+        )),
     }
 }
 
