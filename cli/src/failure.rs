@@ -260,13 +260,13 @@ impl Failure {
         eprint!("{out}");
     }
 
-    /// `--json`: the document on stdout.
+    /// `--json`: the document on stdout (a closed stdout is not worth a panic here: the
+    /// exit code still tells).
     pub fn print_json(&self) {
+        use std::io::Write as _;
         let doc = self.to_json();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
-        );
+        let text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string());
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
     }
 }
 

@@ -394,6 +394,7 @@ fn sign_bundle_json_failure() {
         ],
         2,
     );
+    assert_eq!(doc["kind"], "keyless");
     assert!(
         doc["message"]
             .as_str()

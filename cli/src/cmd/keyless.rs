@@ -120,7 +120,7 @@ pub fn first_subject_sha256(statement: &[u8]) -> Option<[u8; 32]> {
 
 /// How a keyless signing failure is reported: always "could not decide" (exit 2).
 pub fn failure(e: Error) -> Failure {
-    let f = Failure::undecided(&e);
+    let f = Failure::undecided(&e).code("keyless");
     match &e {
         Error::NoToken => f.hint(format!(
             "pass `--identity-token JWT`, set `{}`, or run in GitHub Actions with `permissions: id-token: write`",
