@@ -149,9 +149,18 @@ pub fn pem_holds(bytes: &[u8]) -> PemHolds {
     }
 }
 
+/// Where certificate trust goes instead of `--key`, for the hint when `--key` is given one.
+#[derive(Debug, Clone, Copy)]
+pub enum CertificateFlag {
+    /// `--certificate-chain CA.pem` (`vouch model verify`, `vouch verify`).
+    Chain,
+    /// `--certificate-identity` + `--certificate-oidc-issuer` (`vouch verify-bundle`).
+    Identity,
+}
+
 /// Read the PEM public key `--key` names; a certificate, a private key or a file that is not
 /// PEM is refused here with what it is and the flag that takes it.
-pub fn read_public_key(path: &Path) -> Result<Vec<u8>> {
+pub fn read_public_key(path: &Path, certificates: CertificateFlag) -> Result<Vec<u8>> {
     let bytes = read(path, "public key")?;
     let shown = path.display();
     let f = |m: String| Failure::usage(m).code("trust-material");
@@ -160,7 +169,10 @@ pub fn read_public_key(path: &Path) -> Result<Vec<u8>> {
         PemHolds::Certificate => Err(f(format!(
             "`--key {shown}` is a certificate, not a public key (`-----BEGIN PUBLIC KEY-----`)"
         ))
-        .hint("to trust the authority that issued signing certificates, pass its certificate with `--certificate-chain CA.pem` instead of `--key`")
+        .hint(match certificates {
+            CertificateFlag::Chain => "to trust the authority that issued signing certificates, pass its certificate with `--certificate-chain CA.pem` instead of `--key`",
+            CertificateFlag::Identity => "a certificate-signed (keyless) bundle is verified by its identity: `--certificate-identity ID --certificate-oidc-issuer URL` instead of `--key`",
+        })
         .hint(format!("to trust this one key, extract it: `openssl x509 -in {shown} -pubkey -noout > signer.pub`"))),
         PemHolds::PrivateKey => Err(f(format!(
             "`--key {shown}` is a private key; verifying takes the public key (`-----BEGIN PUBLIC KEY-----`)"

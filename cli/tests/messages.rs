@@ -688,3 +688,25 @@ fn help_shows_env_names_without_values() {
     assert!(!help.contains("USERNAME="), "{help}");
     assert!(help.contains("\"outcome\""), "--json is described: {help}");
 }
+
+#[test]
+fn a_certificate_given_to_verify_bundle_key_points_at_the_identity_flags() {
+    let w = Work::new();
+    let (_, err) = run(
+        &[
+            "verify-bundle",
+            "--bundle",
+            s(&w.write("b.json", "{}")),
+            "--key",
+            s(&repo().join("testdata/oms/leaf.pem")),
+            s(&w.write("artifact.txt", "a")),
+        ],
+        2,
+    );
+    assert!(err.contains("is a certificate, not a public key"), "{err}");
+    assert!(
+        err.contains("`--certificate-identity ID --certificate-oidc-issuer URL`"),
+        "{err}"
+    );
+    assert!(!err.contains("--certificate-chain"), "{err}");
+}

@@ -420,7 +420,7 @@ fn read_chain(chain: &Path) -> Result<Vec<u8>> {
 pub fn load_trust(args: &TrustArgs) -> Result<Trust> {
     match (&args.key, &args.certificate_chain) {
         (Some(key), None) => Ok(Trust::Key(
-            PublicKey::from_pem(&files::read_public_key(key)?).map_err(|e| {
+            PublicKey::from_pem(&files::read_public_key(key, files::CertificateFlag::Chain)?).map_err(|e| {
                 Failure::usage(format!("`--key {}`: {e}", key.display()))
                     .code("trust-material")
                     .hint("`--key` takes a PEM public key (ECDSA P-256 or P-384), as `vouch key generate` writes (`P.pub`)")

@@ -68,9 +68,13 @@ pub fn run(a: VerifyBundleArgs) -> Result {
     }
     .map_err(failure)?;
     let signer = match (&a.key, a.certificate_identity, a.certificate_oidc_issuer) {
-        (Some(key), _, _) => {
-            Signer::Key(PublicKey::from_pem(&files::read_public_key(key)?).map_err(failure)?)
-        }
+        (Some(key), _, _) => Signer::Key(
+            PublicKey::from_pem(&files::read_public_key(
+                key,
+                files::CertificateFlag::Identity,
+            )?)
+            .map_err(failure)?,
+        ),
         (None, Some(identity), Some(issuer)) => Signer::Identity { identity, issuer },
         _ => {
             return Err(Failure::undecided(
