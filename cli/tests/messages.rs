@@ -710,3 +710,59 @@ fn a_certificate_given_to_verify_bundle_key_points_at_the_identity_flags() {
     );
     assert!(!err.contains("--certificate-chain"), "{err}");
 }
+
+// --- The README's dependency sentence is what scripts/setup-deps installs.
+
+#[test]
+fn the_readme_lists_every_package_setup_deps_installs() {
+    let deps = std::fs::read_to_string(repo().join("scripts/setup-deps")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut packages: Vec<String> = Vec::new();
+    for line in deps.lines() {
+        let line = line.trim();
+        // `for pair in COMMAND:PACKAGE ...` and `need_apt+=(PACKAGE ...)`.
+        for word in line.split_whitespace() {
+            if let Some((_, package)) = word.split_once(':')
+                && line.contains(':')
+                && !word.contains('"')
+                && !word.contains('$')
+                && !word.starts_with("http")
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-:;\\".contains(c))
+            {
+                packages.push(package.trim_end_matches([';', '\\']).to_owned());
+            }
+        }
+        if let Some(rest) = line.strip_prefix("need_apt+=(") {
+            packages.extend(
+                rest.trim_end_matches(')')
+                    .split_whitespace()
+                    .map(str::to_owned),
+            );
+        }
+    }
+    packages.retain(|p| !p.is_empty() && p != "do");
+    for must in [
+        "docker-registry",
+        "nodejs",
+        "npm",
+        "apache2-utils",
+        "python3-yaml",
+    ] {
+        assert!(packages.iter().any(|p| p == must), "parsed {packages:?}");
+    }
+    for p in &packages {
+        assert!(
+            readme.contains(&format!("`{p}`")),
+            "README.md does not list `{p}`, which scripts/setup-deps installs"
+        );
+    }
+    for python in ["model-signing==1.1.1", "pyOpenSSL"] {
+        assert!(deps.contains(python.split("==").next().unwrap()));
+        assert!(
+            readme.contains(&format!("`{python}`")),
+            "README lacks `{python}`"
+        );
+    }
+}
