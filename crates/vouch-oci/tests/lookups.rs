@@ -170,6 +170,42 @@ fn with_the_api_its_list_is_used_and_other_referrers_are_not_fetched() {
 }
 
 #[test]
+fn what_older_vouch_versions_pushed_is_still_found() {
+    // No bundle annotations on the manifest or the tag entry, only vouch's own.
+    let subject = Descriptor {
+        media_type: OCI_MANIFEST.into(),
+        digest: IMAGE.into(),
+        size: 100,
+        artifact_type: None,
+        annotations: BTreeMap::new(),
+        data: None,
+    };
+    let own = BTreeMap::from([("dev.vouch.model.digest".to_owned(), IMAGE.to_owned())]);
+    let manifest = artifact_manifest(
+        &Descriptor::embedding(BUNDLE_MEDIA_TYPE, BUNDLE),
+        &subject,
+        &own,
+    );
+    let old_entry = Descriptor {
+        artifact_type: Some(BUNDLE_MEDIA_TYPE.into()),
+        annotations: own,
+        ..Descriptor::embedding(OCI_MANIFEST, &manifest)
+    };
+    let index = merge_into_index(None, &old_entry).unwrap();
+    let (addr, _log) = registry(move |path| {
+        if path.ends_with(&IMAGE.replace(':', "-")) {
+            (200, OCI_INDEX, index.clone())
+        } else {
+            (404, "text/plain", Vec::new())
+        }
+    });
+    let (registry, image) = client(&addr);
+    let found = registry.fetch_attestations(&image).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].bundle, BUNDLE);
+}
+
+#[test]
 fn a_registry_error_on_the_api_is_not_taken_for_no_attestation() {
     let (addr, _log) = registry(|_| (500, "text/plain", b"boom".to_vec()));
     let (registry, image) = client(&addr);
