@@ -99,17 +99,20 @@ pub struct Registry {
     /// Whether the registry has the referrers API, as learned from its answers
     /// ([`API_UNKNOWN`], [`API_YES`], [`API_NO`]).
     referrers_api: AtomicU8,
-    /// Bearer tokens for direct requests, by (repository, push), with when they were issued.
-    tokens: Mutex<HashMap<(String, bool), (String, Instant)>>,
+    /// The `Authorization` of direct requests, by (repository, push), with when it was made.
+    tokens: Mutex<HashMap<AuthKey, (Option<String>, Instant)>>,
 }
+
+/// (repository, for a push).
+type AuthKey = (String, bool);
 
 const API_UNKNOWN: u8 = 0;
 const API_YES: u8 = 1;
 const API_NO: u8 = 2;
 
-/// How long a bearer token is reused for direct requests: registries issue them for at
-/// least 60 s (the token specification's default), and a stale one costs one retry.
-const TOKEN_REUSE: Duration = Duration::from_secs(50);
+/// How long an authorization is reused for direct requests: registries issue bearer tokens
+/// for at least 60 s (the token specification's default), and a stale one costs one retry.
+const AUTH_REUSE: Duration = Duration::from_secs(50);
 
 /// What the referrers API answered.
 enum Api {
@@ -327,7 +330,7 @@ impl Registry {
         if !(reused && response.status() == http::StatusCode::UNAUTHORIZED) {
             return Ok(response);
         }
-        // The reused token expired early: get a new one, once.
+        // The reused authorization went stale (a token expired early): ask again, once.
         let (value, _) = self.authorization(reference, operation, true).await?;
         let mut builder = request(client);
         if let Some(value) = value {
@@ -337,7 +340,9 @@ impl Registry {
     }
 
     /// The `Authorization` value for a direct request, if the registry wants one, and
-    /// whether it is a token reused from an earlier request.
+    /// whether it was reused from an earlier request. What the registry's challenge asked
+    /// for (a bearer token, HTTP basic, nothing) is kept for [`AUTH_REUSE`] per repository
+    /// and operation, so that a lookup does not begin with the handshake every time.
     async fn authorization(
         &self,
         reference: &ImageReference,
@@ -349,38 +354,34 @@ impl Registry {
             matches!(operation, RegistryOperation::Push),
         );
         if !fresh
-            && let Some((token, at)) = self.tokens.lock().ok().and_then(|t| t.get(&key).cloned())
-            && at.elapsed() < TOKEN_REUSE
+            && let Some((value, at)) = self.tokens.lock().ok().and_then(|t| t.get(&key).cloned())
+            && at.elapsed() < AUTH_REUSE
         {
-            return Ok((header_value(&format!("Bearer {token}")), true));
+            return Ok((value.as_deref().and_then(header_value), true));
         }
-        let issued = Instant::now();
-        match self
+        let asked = Instant::now();
+        let value = match self
             .client
             .auth(reference.as_oci(), &self.auth, operation)
             .await
         {
-            Ok(Some(token)) => {
-                let value = header_value(&format!("Bearer {token}"));
-                if let Ok(mut t) = self.tokens.lock() {
-                    t.insert(key, (token, issued));
+            Ok(Some(token)) => Some(format!("Bearer {token}")),
+            Ok(None) => match &self.auth {
+                oci_client::secrets::RegistryAuth::Basic(user, password) => {
+                    use base64::Engine as _;
+                    let pair = base64::engine::general_purpose::STANDARD
+                        .encode(format!("{user}:{password}"));
+                    Some(format!("Basic {pair}"))
                 }
-                Ok((value, false))
-            }
-            Ok(None) => Ok((
-                match &self.auth {
-                    oci_client::secrets::RegistryAuth::Basic(user, password) => {
-                        use base64::Engine as _;
-                        let pair = base64::engine::general_purpose::STANDARD
-                            .encode(format!("{user}:{password}"));
-                        header_value(&format!("Basic {pair}"))
-                    }
-                    _ => None,
-                },
-                false,
-            )),
-            Err(e) => Err(self.error("authentication", &reference.to_string(), e)),
+                _ => None,
+            },
+            Err(e) => return Err(self.error("authentication", &reference.to_string(), e)),
+        };
+        let header = value.as_deref().and_then(header_value);
+        if let Ok(mut t) = self.tokens.lock() {
+            t.insert(key, (value, asked));
         }
+        Ok((header, false))
     }
 
     fn direct_client(&self) -> Result<reqwest::Client> {
