@@ -204,6 +204,67 @@ pub fn merge_into_index(existing: Option<&[u8]>, entry: &Descriptor) -> Result<V
     Ok(bytes)
 }
 
+/// The next page of a referrers list, from the `Link` header of a page (`<URL>; rel="next"`,
+/// RFC 8288, as the distribution spec's pagination uses): a path on the same registry, made
+/// absolute with `origin` (`http(s)://HOST`). A link to another host is refused.
+pub(crate) fn next_page(link: &str, origin: &str) -> Result<Option<String>, String> {
+    for value in link.split(',') {
+        let mut parts = value.split(';').map(str::trim);
+        let Some(target) = parts
+            .next()
+            .and_then(|t| t.strip_prefix('<'))
+            .and_then(|t| t.strip_suffix('>'))
+        else {
+            continue;
+        };
+        let next = parts.any(|p| {
+            p.strip_prefix("rel=")
+                .is_some_and(|r| r.trim_matches('"').split(' ').any(|r| r == "next"))
+        });
+        if !next {
+            continue;
+        }
+        if target.starts_with('/') && !target.starts_with("//") {
+            return Ok(Some(format!("{origin}{target}")));
+        }
+        if target
+            .strip_prefix(origin)
+            .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return Ok(Some(target.to_owned()));
+        }
+        return Err(format!(
+            "its next page `{target}` is not on the registry that served the list"
+        ));
+    }
+    Ok(None)
+}
+
+/// One referrers list from its pages: the first page with every later page's `manifests`
+/// appended.
+pub(crate) fn join_pages(pages: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    let mut all: Option<Value> = None;
+    for page in pages {
+        let v: Value = serde_json::from_slice(page)
+            .map_err(|e| format!("a page of the referrers list is not JSON: {e}"))?;
+        let entries = v
+            .get("manifests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        match all
+            .as_mut()
+            .and_then(|a| a.get_mut("manifests"))
+            .and_then(Value::as_array_mut)
+        {
+            Some(list) => list.extend(entries),
+            None => all = Some(v),
+        }
+    }
+    serde_json::to_vec(&all.unwrap_or_else(|| json!({ "manifests": [] })))
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Index {
@@ -411,6 +472,37 @@ mod tests {
             .map(|d| d.digest[7..8].to_owned())
             .collect();
         assert_eq!(got, ["1", "4"]);
+    }
+
+    #[test]
+    fn the_next_page_stays_on_the_registry() {
+        let o = "http://127.0.0.1:5000";
+        let next = r#"</v2/m/referrers/sha256:ab?n=2&last=x>; rel="next""#;
+        assert_eq!(
+            next_page(next, o).unwrap().unwrap(),
+            "http://127.0.0.1:5000/v2/m/referrers/sha256:ab?n=2&last=x"
+        );
+        let absolute = r#"<http://127.0.0.1:5000/v2/m/referrers/x>; rel=next"#;
+        assert!(next_page(absolute, o).unwrap().is_some());
+        assert_eq!(next_page(r#"</v2/x>; rel="prev""#, o).unwrap(), None);
+        assert_eq!(next_page("", o).unwrap(), None);
+        for elsewhere in [
+            r#"<http://127.0.0.1:5000.evil.example/v2/x>; rel="next""#,
+            r#"<https://evil.example/v2/x>; rel="next""#,
+            r#"<//evil.example/v2/x>; rel="next""#,
+        ] {
+            assert!(next_page(elsewhere, o).is_err(), "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn pages_join_into_one_list() {
+        let a = br#"{"schemaVersion":2,"manifests":[{"digest":"a"}]}"#.to_vec();
+        let b = br#"{"schemaVersion":2,"manifests":[{"digest":"b"},{"digest":"c"}]}"#.to_vec();
+        let v: Value = serde_json::from_slice(&join_pages(&[a, b]).unwrap()).unwrap();
+        assert_eq!(v["manifests"].as_array().unwrap().len(), 3);
+        assert_eq!(v["manifests"][2]["digest"], "c");
+        assert!(join_pages(&[b"<html>".to_vec()]).is_err());
     }
 
     #[test]

@@ -114,6 +114,10 @@ const API_NO: u8 = 2;
 /// for at least 60 s (the token specification's default), and a stale one costs one retry.
 const AUTH_REUSE: Duration = Duration::from_secs(50);
 
+/// Most pages of one referrers list vouch reads (an image with that many referrers is refused,
+/// never admitted by mistake).
+const MAX_REFERRER_PAGES: usize = 16;
+
 /// What the referrers API answered.
 enum Api {
     /// The registry's referrers index.
@@ -612,62 +616,105 @@ impl Registry {
     }
 
     /// `GET /v2/<name>/referrers/<digest>`, asking for bundles only (registries may or may not
-    /// filter; `select_attestations` does anyway).
+    /// filter; `select_attestations` does anyway), and the pages that follow (`Link`), at
+    /// most [`MAX_REFERRER_PAGES`].
     async fn referrers_api(&self, image: &ImageReference) -> Result<Api> {
         let origin = image.to_string();
-        let url = format!(
+        let mut url = format!(
             "{}/referrers/{}?artifactType={}",
             self.repository_url(image),
             image.digest().unwrap_or_default(),
             BUNDLE_MEDIA_TYPE.replace('+', "%2B"),
         );
-        let mut response = self
-            .send(image, RegistryOperation::Pull, |c| {
-                c.get(&url).header(http::header::ACCEPT, OCI_INDEX)
+        let host = format!(
+            "{}://{}",
+            if self.plain { "http" } else { "https" },
+            image.as_oci().resolve_registry()
+        );
+        let mut pages = Vec::new();
+        loop {
+            let mut response = self
+                .send(image, RegistryOperation::Pull, |c| {
+                    c.get(&url).header(http::header::ACCEPT, OCI_INDEX)
+                })
+                .await?;
+            let status = response.status().as_u16();
+            let is_index = response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(';').next().map(str::trim) == Some(OCI_INDEX));
+            match status {
+                200 if is_index => {}
+                // No referrers API (what the spec says a client must take 404 for; 400 and
+                // 406 are what some registries answer for a path they do not know, and a 200
+                // that is not an index is a catch-all page). An unknown repository is no
+                // reason to stop asking the API for the others.
+                200 | 400 | 404 | 406 if pages.is_empty() => {
+                    let body = response.bytes().await.unwrap_or_default();
+                    let unknown_repository =
+                        String::from_utf8_lossy(&body).contains("NAME_UNKNOWN");
+                    return Ok(Api::Absent {
+                        remember: !unknown_repository,
+                    });
+                }
+                401 | 403 => {
+                    return Err(Error::Denied {
+                        registry: self.registry.clone(),
+                        reason: format!("referrers lookup: HTTP {status} for {origin}"),
+                    });
+                }
+                code => {
+                    return Err(Error::Registry {
+                        registry: self.registry.clone(),
+                        what: "referrers lookup",
+                        reason: format!("HTTP {code} for {origin} (page {})", pages.len() + 1),
+                    });
+                }
+            }
+            let next = response
+                .headers()
+                .get(http::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .map(|link| referrers::next_page(link, &host))
+                .transpose()
+                .map_err(|reason| Error::Malformed {
+                    what: "referrers list",
+                    origin: origin.clone(),
+                    reason,
+                })?
+                .flatten();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| Error::Unreachable {
+                registry: self.registry.clone(),
+                reason: request_error_text(&e),
+            })? {
+                bytes.extend_from_slice(&chunk);
+                Self::small(&bytes, &origin)?;
+            }
+            pages.push(bytes);
+            match next {
+                None => break,
+                Some(_) if pages.len() >= MAX_REFERRER_PAGES => {
+                    return Err(Error::Malformed {
+                        what: "referrers list",
+                        origin,
+                        reason: format!("it has more than {MAX_REFERRER_PAGES} pages"),
+                    });
+                }
+                Some(n) => url = n,
+            }
+        }
+        if pages.len() == 1 {
+            return Ok(Api::Listed(pages.remove(0)));
+        }
+        referrers::join_pages(&pages)
+            .map(Api::Listed)
+            .map_err(|reason| Error::Malformed {
+                what: "referrers list",
+                origin,
+                reason,
             })
-            .await?;
-        let status = response.status().as_u16();
-        let is_index = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().map(str::trim) == Some(OCI_INDEX));
-        match status {
-            200 if is_index => {}
-            // No referrers API (what the spec says a client must take 404 for; 400 and 406
-            // are what some registries answer for a path they do not know, and a 200 that
-            // is not an index is a catch-all page). An unknown repository is no reason to
-            // stop asking the API for the others.
-            200 | 400 | 404 | 406 => {
-                let body = response.bytes().await.unwrap_or_default();
-                let unknown_repository = String::from_utf8_lossy(&body).contains("NAME_UNKNOWN");
-                return Ok(Api::Absent {
-                    remember: !unknown_repository,
-                });
-            }
-            401 | 403 => {
-                return Err(Error::Denied {
-                    registry: self.registry.clone(),
-                    reason: format!("referrers lookup: HTTP {status} for {origin}"),
-                });
-            }
-            code => {
-                return Err(Error::Registry {
-                    registry: self.registry.clone(),
-                    what: "referrers lookup",
-                    reason: format!("HTTP {code} for {origin}"),
-                });
-            }
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Unreachable {
-            registry: self.registry.clone(),
-            reason: request_error_text(&e),
-        })? {
-            bytes.extend_from_slice(&chunk);
-            Self::small(&bytes, &origin)?;
-        }
-        Ok(Api::Listed(bytes))
     }
 
     /// The attestations a referrers index lists: each entry's manifest (inline, or fetched)

@@ -17,7 +17,7 @@ use vouch_oci::{
 const IMAGE: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const BUNDLE: &[u8] = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}"#;
 
-/// A response: status, content type, body.
+/// A response: status, content type, body; a content type with `\r\n` in it adds headers.
 type Reply = (u16, &'static str, Vec<u8>);
 
 /// Serve `route(path)` for every request until the test ends; returns the address and the
@@ -203,6 +203,45 @@ fn what_older_vouch_versions_pushed_is_still_found() {
     let found = registry.fetch_attestations(&image).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].bundle, BUNDLE);
+}
+
+#[test]
+fn a_paged_referrers_list_is_read_to_its_end() {
+    let manifest = vouch_manifest();
+    let ours = entry(&manifest, false);
+    let mut signature = entry(b"{}", false);
+    signature
+        .annotations
+        .insert(BUNDLE_CONTENT_ANNOTATION.into(), "message-signature".into());
+    let page = |e: &Descriptor| {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [e],
+        }))
+        .unwrap()
+    };
+    let (first, second) = (page(&signature), page(&ours));
+    let ours_path = format!("/v2/models/x/manifests/{}", ours.digest);
+    let (addr, log) = registry(move |path| {
+        if path.contains("/referrers/") && path.contains("last=") {
+            (200, OCI_INDEX, second.clone())
+        } else if path.contains("/referrers/") {
+            let link = concat!(
+                "application/vnd.oci.image.index.v1+json\r\n",
+                "Link: </v2/models/x/referrers/sha256:1111111111111111111111111111111111111111111111111111111111111111?n=1&last=a>; rel=\"next\""
+            );
+            (200, link, first.clone())
+        } else if path == ours_path {
+            (200, OCI_MANIFEST, manifest.clone())
+        } else {
+            (404, "text/plain", Vec::new())
+        }
+    });
+    let (registry, image) = client(&addr);
+    let found = registry.fetch_attestations(&image).unwrap();
+    assert_eq!(found.len(), 1);
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 3, "two pages and our manifest: {log:?}");
+    assert!(log[1].contains("last=a"));
 }
 
 #[test]
