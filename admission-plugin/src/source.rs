@@ -71,7 +71,7 @@ fn read_dir_bundles(dir: &std::path::Path) -> Result<Vec<Vec<u8>>, SourceError> 
         .collect()
 }
 
-/// The registry, through `vouch-oci`: the referrers tag schema, then the referrers API.
+/// The registry, through `vouch-oci`: the referrers API, else the referrers tag schema.
 /// One client per registry host, made on first use and kept (its token cache with it), and
 /// at most `concurrency` lookups in flight to it. Waiting lookups get their turn first come,
 /// first served (tokio's semaphore is fair): a registry flooded with requests answers some of

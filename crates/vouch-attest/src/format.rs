@@ -8,6 +8,8 @@ use vouch_model::{Digest, HashAlgorithm, IgnoreSet, Method, ModelPath, Resource}
 use crate::{Attestation, Error, Image, Model, ModelFile, PREDICATE_TYPE, Role};
 
 const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// The statement type `cosign attest` writes (in-toto v0.1: the same fields vouch reads).
+const STATEMENT_TYPE_V01: &str = "https://in-toto.io/Statement/v0.1";
 
 type DigestSet = BTreeMap<String, String>;
 
@@ -224,10 +226,16 @@ fn one_digest(set: &DigestSet, what: &str, allowed: &[HashAlgorithm]) -> Result<
 /// Checked here (beyond the shape): every path is a valid model path and appears once;
 /// shards tile each file exactly; the model digest recomputed from the file list equals
 /// the recorded one; the subjects are exactly the images plus the model, with the same
-/// digests as the predicate.
+/// digests as the predicate, or exactly the images.
+///
+/// Subjects of the images only are what `cosign attest --type https://vouch.dev/attestation/v1
+/// --predicate P` writes (its subject is the image it attests, and its statement type is
+/// in-toto v0.1, also accepted). Nothing is lost: the model digest is in the signed
+/// predicate and is recomputed from its file list either way; the model subject only helps
+/// tools that index statements by subject.
 pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
     let st: Statement = serde_json::from_slice(payload)?;
-    if st.kind != STATEMENT_TYPE {
+    if st.kind != STATEMENT_TYPE && st.kind != STATEMENT_TYPE_V01 {
         return Err(Error::StatementType(st.kind));
     }
     if st.predicate_type != PREDICATE_TYPE {
@@ -353,9 +361,10 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
         )));
     }
 
-    // Subjects: exactly the images and the model.
-    let mut expected: Vec<(String, Digest)> =
+    // Subjects: exactly the images and the model, or exactly the images.
+    let mut images_only: Vec<(String, Digest)> =
         images.iter().map(|i| (i.name.clone(), i.digest)).collect();
+    let mut expected = images_only.clone();
     expected.push((model.name.clone(), model.digest));
     let mut actual = Vec::with_capacity(st.subject.len());
     for s in &st.subject {
@@ -364,11 +373,14 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
             one_digest(&s.digest, &format!("subject `{}`", s.name), SHA256)?,
         ));
     }
-    expected.sort_by(|a, b| (&a.0, a.1.bytes).cmp(&(&b.0, b.1.bytes)));
-    actual.sort_by(|a, b| (&a.0, a.1.bytes).cmp(&(&b.0, b.1.bytes)));
-    if expected != actual {
+    let order =
+        |a: &(String, Digest), b: &(String, Digest)| (&a.0, a.1.bytes).cmp(&(&b.0, b.1.bytes));
+    expected.sort_by(order);
+    images_only.sort_by(order);
+    actual.sort_by(order);
+    if expected != actual && images_only != actual {
         return Err(malformed(
-            "the statement's subjects are not exactly its images and its model",
+            "the statement's subjects are not exactly its images and its model (or its images)",
         ));
     }
     Ok(Attestation {

@@ -170,6 +170,52 @@ fn swapped_tokenizer_is_named_with_its_role() {
     );
 }
 
+#[test]
+fn the_image_is_the_first_subject() {
+    // Verifiers that read only `subject[0]` (cosign verify's report) see the image.
+    let dir = copy_model();
+    let a = attest(dir.path(), Method::Files, HashAlgorithm::Sha256);
+    let v: serde_json::Value = serde_json::from_slice(&vouch_attest::build_statement(&a)).unwrap();
+    assert_eq!(v["subject"][0]["name"], a.images[0].name.as_str());
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            v["subject"][0]["digest"]["sha256"].as_str().unwrap()
+        ),
+        a.images[0].digest.to_string()
+    );
+    assert_eq!(v["subject"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_statement_as_cosign_attest_writes_it_is_accepted() {
+    // `cosign attest --type https://vouch.dev/attestation/v1 --predicate P`: in-toto v0.1,
+    // the image as the only subject, vouch's predicate as given.
+    let dir = copy_model();
+    let a = attest(dir.path(), Method::Files, HashAlgorithm::Sha256);
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&vouch_attest::build_statement(&a)).unwrap();
+    v["_type"] = "https://in-toto.io/Statement/v0.1".into();
+    v["subject"].as_array_mut().unwrap().truncate(1);
+    let verified = sign_and_verify(serde_json::to_vec(&v).unwrap()).unwrap();
+    vouch_attest::covered_image(&verified, &image(1).digest).unwrap();
+    vouch_attest::check_model(dir.path(), &verified, &CheckOptions::default(), None).unwrap();
+}
+
+#[test]
+fn the_model_alone_or_an_unknown_statement_type_is_refused() {
+    tampered(
+        |v| {
+            v["subject"].as_array_mut().unwrap().remove(0);
+        },
+        "subjects are not exactly",
+    );
+    tampered(
+        |v| v["_type"] = "https://in-toto.io/Statement/v2".into(),
+        "not an in-toto Statement",
+    );
+}
+
 /// Edit the statement JSON, re-sign it, and expect a consistency error containing `want`.
 fn tampered(edit: impl Fn(&mut serde_json::Value), want: &str) {
     let dir = copy_model();

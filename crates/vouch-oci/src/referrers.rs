@@ -5,6 +5,15 @@
 //! artifact manifest embeds the bundle, and the tag-schema index entry embeds the artifact
 //! manifest. A reader that understands `data` finds everything in the one index it fetches;
 //! one that does not fetches the manifest and the blob as usual, and both are always pushed.
+//!
+//! The layout is cosign v3's for Sigstore bundles (`specs/BUNDLE_SPEC.md` in cosign):
+//! `artifactType` and layer media type = the bundle media type, config = the OCI empty
+//! descriptor, `subject` = the image, and the annotations `dev.sigstore.bundle.content`,
+//! `dev.sigstore.bundle.predicateType` and `org.opencontainers.image.created` on the manifest
+//! and on its tag-schema index entry, which always carries the real `artifactType` (Kyverno
+//! skips entries without it). Other tools' referrers of the same image (cosign signatures,
+//! SBOMs, attestations of other predicate types) stay in the index and are skipped when
+//! reading, by their artifact type or annotations, before anything is fetched for them.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +21,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{BUNDLE_MEDIA_TYPE, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST};
+use crate::{
+    ATTESTATION_PREDICATE_TYPE, BUNDLE_CONTENT_ANNOTATION, BUNDLE_MEDIA_TYPE,
+    BUNDLE_PREDICATE_TYPE_ANNOTATION, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST,
+};
 
 /// An OCI content descriptor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +97,33 @@ pub const EMBED_BUDGET: usize = 256 << 10;
 
 /// The empty JSON object `{}` used as the config of artifacts.
 pub(crate) const EMPTY_CONFIG: &[u8] = b"{}";
+
+/// The annotations of a stored attestation: `extra` (the model digest, the creation time)
+/// and the Sigstore bundle ones, which say it is a DSSE envelope of vouch's predicate type
+/// (they win over keys of the same name in `extra`).
+#[must_use]
+pub fn attestation_annotations(extra: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut a = extra.clone();
+    a.insert(
+        BUNDLE_CONTENT_ANNOTATION.to_owned(),
+        "dsse-envelope".to_owned(),
+    );
+    a.insert(
+        BUNDLE_PREDICATE_TYPE_ANNOTATION.to_owned(),
+        ATTESTATION_PREDICATE_TYPE.to_owned(),
+    );
+    a
+}
+
+/// Whether a referrer's annotations say it is not a vouch attestation: a message signature,
+/// or a statement of another predicate type (cosign's own attestations, SLSA provenance).
+/// Referrers without these annotations (older vouch versions wrote none) are not foreign.
+/// Annotations are untrusted, but this only ever leaves a candidate out.
+pub(crate) fn foreign(annotations: &BTreeMap<String, String>) -> bool {
+    let other = |key: &str, ours: &str| annotations.get(key).is_some_and(|v| v != ours);
+    other(BUNDLE_CONTENT_ANNOTATION, "dsse-envelope")
+        || other(BUNDLE_PREDICATE_TYPE_ANNOTATION, ATTESTATION_PREDICATE_TYPE)
+}
 
 /// The artifact manifest that stores one bundle (`layer`) attached to `subject`.
 #[must_use]
@@ -165,6 +204,67 @@ pub fn merge_into_index(existing: Option<&[u8]>, entry: &Descriptor) -> Result<V
     Ok(bytes)
 }
 
+/// The next page of a referrers list, from the `Link` header of a page (`<URL>; rel="next"`,
+/// RFC 8288, as the distribution spec's pagination uses): a path on the same registry, made
+/// absolute with `origin` (`http(s)://HOST`). A link to another host is refused.
+pub(crate) fn next_page(link: &str, origin: &str) -> Result<Option<String>, String> {
+    for value in link.split(',') {
+        let mut parts = value.split(';').map(str::trim);
+        let Some(target) = parts
+            .next()
+            .and_then(|t| t.strip_prefix('<'))
+            .and_then(|t| t.strip_suffix('>'))
+        else {
+            continue;
+        };
+        let next = parts.any(|p| {
+            p.strip_prefix("rel=")
+                .is_some_and(|r| r.trim_matches('"').split(' ').any(|r| r == "next"))
+        });
+        if !next {
+            continue;
+        }
+        if target.starts_with('/') && !target.starts_with("//") {
+            return Ok(Some(format!("{origin}{target}")));
+        }
+        if target
+            .strip_prefix(origin)
+            .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return Ok(Some(target.to_owned()));
+        }
+        return Err(format!(
+            "its next page `{target}` is not on the registry that served the list"
+        ));
+    }
+    Ok(None)
+}
+
+/// One referrers list from its pages: the first page with every later page's `manifests`
+/// appended.
+pub(crate) fn join_pages(pages: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    let mut all: Option<Value> = None;
+    for page in pages {
+        let v: Value = serde_json::from_slice(page)
+            .map_err(|e| format!("a page of the referrers list is not JSON: {e}"))?;
+        let entries = v
+            .get("manifests")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        match all
+            .as_mut()
+            .and_then(|a| a.get_mut("manifests"))
+            .and_then(Value::as_array_mut)
+        {
+            Some(list) => list.extend(entries),
+            None => all = Some(v),
+        }
+    }
+    serde_json::to_vec(&all.unwrap_or_else(|| json!({ "manifests": [] })))
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Index {
@@ -173,7 +273,8 @@ struct Index {
 }
 
 /// The attestation manifests a referrers index (from the API or the tag schema) lists, in
-/// index order. Entries of other artifact types are left out. Fails only on malformed JSON.
+/// index order. Entries of other artifact types, and bundles whose annotations say they are
+/// not vouch attestations ([`foreign`]), are left out. Fails only on malformed JSON.
 pub fn select_attestations(index: &[u8]) -> Result<Vec<Descriptor>, String> {
     let index: Index = serde_json::from_slice(index)
         .map_err(|e| format!("the referrers index is malformed: {e}"))?;
@@ -182,6 +283,7 @@ pub fn select_attestations(index: &[u8]) -> Result<Vec<Descriptor>, String> {
         .into_iter()
         .filter(|d| d.artifact_type.as_deref() == Some(BUNDLE_MEDIA_TYPE))
         .filter(|d| d.media_type == OCI_MANIFEST && crate::is_sha256_digest(&d.digest))
+        .filter(|d| !foreign(&d.annotations))
         .collect())
 }
 
@@ -191,9 +293,15 @@ struct Artifact {
     artifact_type: Option<String>,
     #[serde(default)]
     layers: Vec<Descriptor>,
-    subject: Option<Descriptor>,
+    subject: Option<Subject>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+}
+
+/// Only the subject's digest matters (the examples of cosign's bundle spec give no size).
+#[derive(Debug, Deserialize)]
+struct Subject {
+    digest: String,
 }
 
 /// The bundle layer of a stored artifact manifest, after checking that it is a vouch
@@ -272,6 +380,129 @@ mod tests {
         // Attached to another image: refused.
         let err = bundle_layer(&m, &desc('c', OCI_MANIFEST).digest).unwrap_err();
         assert!(err.contains("attached to sha256:bbbb"), "{err}");
+    }
+
+    #[test]
+    fn the_artifact_manifest_has_cosign_v3s_bundle_layout() {
+        let layer = desc('a', BUNDLE_MEDIA_TYPE);
+        let subject = desc('b', OCI_INDEX);
+        let extra = BTreeMap::from([
+            (
+                crate::CREATED_ANNOTATION.to_owned(),
+                "2026-12-02T13:00:00Z".to_owned(),
+            ),
+            // A caller cannot make it claim another content or predicate type.
+            (
+                BUNDLE_CONTENT_ANNOTATION.to_owned(),
+                "message-signature".to_owned(),
+            ),
+        ]);
+        let m = artifact_manifest(&layer, &subject, &attestation_annotations(&extra));
+        let v: Value = serde_json::from_slice(&m).unwrap();
+        assert_eq!(v["mediaType"], OCI_MANIFEST);
+        assert_eq!(v["artifactType"], BUNDLE_MEDIA_TYPE);
+        assert_eq!(v["config"]["mediaType"], OCI_EMPTY);
+        assert_eq!(
+            v["config"]["digest"],
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(v["layers"].as_array().unwrap().len(), 1);
+        assert_eq!(v["layers"][0]["mediaType"], BUNDLE_MEDIA_TYPE);
+        assert_eq!(v["subject"]["mediaType"], OCI_INDEX);
+        assert_eq!(v["subject"]["digest"], subject.digest.as_str());
+        let a = &v["annotations"];
+        assert_eq!(a[BUNDLE_CONTENT_ANNOTATION], "dsse-envelope");
+        assert_eq!(
+            a[BUNDLE_PREDICATE_TYPE_ANNOTATION],
+            ATTESTATION_PREDICATE_TYPE
+        );
+        assert_eq!(a[crate::CREATED_ANNOTATION], "2026-12-02T13:00:00Z");
+    }
+
+    /// The manifest of `specs/BUNDLE_SPEC.md` in cosign (what `cosign attest` pushes).
+    const COSIGN_MANIFEST: &str = r#"{"mediaType":"application/vnd.oci.image.manifest.v1+json",
+      "schemaVersion":2,"artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json",
+      "annotations":{"dev.sigstore.bundle.content":"dsse-envelope",
+        "dev.sigstore.bundle.predicateType":"https://vouch.dev/attestation/v1",
+        "org.opencontainers.image.created":"2024-03-08T18:18:20.406Z"},
+      "config":{"mediaType":"application/vnd.oci.empty.v1+json",
+        "digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},
+      "layers":[{"digest":"sha256:cafed00dcafed00dcafed00dcafed00dcafed00dcafed00dcafed00dcafed00d",
+        "mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","size":4971}],
+      "subject":{"digest":"sha256:c00010ffc00010ffc00010ffc00010ffc00010ffc00010ffc00010ffc00010ff",
+        "mediaType":"application/vnd.oci.image.index.v1+json"}}"#;
+
+    #[test]
+    fn a_bundle_cosign_attached_is_read_like_ours() {
+        let subject = "sha256:c00010ffc00010ffc00010ffc00010ffc00010ffc00010ffc00010ffc00010ff";
+        let (layer, annotations) = bundle_layer(COSIGN_MANIFEST.as_bytes(), subject).unwrap();
+        assert_eq!(layer.size, 4971);
+        assert!(layer.data.is_none(), "fetched by digest");
+        assert!(!foreign(&annotations));
+    }
+
+    #[test]
+    fn select_skips_what_the_annotations_say_is_not_ours() {
+        // What cosign's push leaves in the tag-schema index (go-containerregistry writes no
+        // annotations there) and what the referrers API reports (the manifest's annotations).
+        let idx = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","size":700,
+           "digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111",
+           "artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json"},
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","size":700,
+           "digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222",
+           "artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json",
+           "annotations":{"dev.sigstore.bundle.content":"message-signature"}},
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","size":700,
+           "digest":"sha256:3333333333333333333333333333333333333333333333333333333333333333",
+           "artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json",
+           "annotations":{"dev.sigstore.bundle.content":"dsse-envelope",
+             "dev.sigstore.bundle.predicateType":"https://slsa.dev/provenance/v1"}},
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","size":700,
+           "digest":"sha256:4444444444444444444444444444444444444444444444444444444444444444",
+           "artifactType":"application/vnd.dev.sigstore.bundle.v0.3+json",
+           "annotations":{"dev.sigstore.bundle.content":"dsse-envelope",
+             "dev.sigstore.bundle.predicateType":"https://vouch.dev/attestation/v1"}},
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","size":700,
+           "digest":"sha256:5555555555555555555555555555555555555555555555555555555555555555",
+           "artifactType":"application/vnd.dsse.envelope.v1+json"}]}"#;
+        let got: Vec<String> = select_attestations(idx)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.digest[7..8].to_owned())
+            .collect();
+        assert_eq!(got, ["1", "4"]);
+    }
+
+    #[test]
+    fn the_next_page_stays_on_the_registry() {
+        let o = "http://127.0.0.1:5000";
+        let next = r#"</v2/m/referrers/sha256:ab?n=2&last=x>; rel="next""#;
+        assert_eq!(
+            next_page(next, o).unwrap().unwrap(),
+            "http://127.0.0.1:5000/v2/m/referrers/sha256:ab?n=2&last=x"
+        );
+        let absolute = r#"<http://127.0.0.1:5000/v2/m/referrers/x>; rel=next"#;
+        assert!(next_page(absolute, o).unwrap().is_some());
+        assert_eq!(next_page(r#"</v2/x>; rel="prev""#, o).unwrap(), None);
+        assert_eq!(next_page("", o).unwrap(), None);
+        for elsewhere in [
+            r#"<http://127.0.0.1:5000.evil.example/v2/x>; rel="next""#,
+            r#"<https://evil.example/v2/x>; rel="next""#,
+            r#"<//evil.example/v2/x>; rel="next""#,
+        ] {
+            assert!(next_page(elsewhere, o).is_err(), "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn pages_join_into_one_list() {
+        let a = br#"{"schemaVersion":2,"manifests":[{"digest":"a"}]}"#.to_vec();
+        let b = br#"{"schemaVersion":2,"manifests":[{"digest":"b"},{"digest":"c"}]}"#.to_vec();
+        let v: Value = serde_json::from_slice(&join_pages(&[a, b]).unwrap()).unwrap();
+        assert_eq!(v["manifests"].as_array().unwrap().len(), 3);
+        assert_eq!(v["manifests"][2]["digest"], "c");
+        assert!(join_pages(&[b"<html>".to_vec()]).is_err());
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The registry client: resolve an image, push an attestation next to it, fetch the
 //! attestations stored for it. Async (the webhook); see `blocking` for the CLI.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use oci_client::RegistryOperation;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 
@@ -66,8 +67,9 @@ pub struct PushedAttestation {
     pub reference: String,
     /// The artifact manifest digest.
     pub manifest_digest: String,
-    /// The referrers tag-schema tag that lists it (`sha256-<hex>`).
-    pub referrers_tag: String,
+    /// The referrers tag-schema tag that lists it (`sha256-<hex>`); `None` when the registry
+    /// keeps the referrers list itself (it answered the push with `OCI-Subject`).
+    pub referrers_tag: Option<String>,
 }
 
 /// One attestation found for an image: the bundle bytes, re-hashed against their descriptor.
@@ -94,6 +96,34 @@ pub struct Registry {
     /// The registry answered an anonymous read with 401: it wants a token handshake, so
     /// every later read goes through oci-client.
     wants_token: AtomicBool,
+    /// Whether the registry has the referrers API, as learned from its answers
+    /// ([`API_UNKNOWN`], [`API_YES`], [`API_NO`]).
+    referrers_api: AtomicU8,
+    /// The `Authorization` of direct requests, by (repository, push), with when it was made.
+    tokens: Mutex<HashMap<AuthKey, (Option<String>, Instant)>>,
+}
+
+/// (repository, for a push).
+type AuthKey = (String, bool);
+
+const API_UNKNOWN: u8 = 0;
+const API_YES: u8 = 1;
+const API_NO: u8 = 2;
+
+/// How long an authorization is reused for direct requests: registries issue bearer tokens
+/// for at least 60 s (the token specification's default), and a stale one costs one retry.
+const AUTH_REUSE: Duration = Duration::from_secs(50);
+
+/// Most pages of one referrers list vouch reads (an image with that many referrers is refused,
+/// never admitted by mistake).
+const MAX_REFERRER_PAGES: usize = 16;
+
+/// What the referrers API answered.
+enum Api {
+    /// The registry's referrers index.
+    Listed(Vec<u8>),
+    /// No referrers API here; `remember` unless the answer was about an unknown repository.
+    Absent { remember: bool },
 }
 
 impl std::fmt::Debug for Registry {
@@ -161,6 +191,8 @@ impl Registry {
             direct: OnceLock::new(),
             plain,
             wants_token: AtomicBool::new(false),
+            referrers_api: AtomicU8::new(API_UNKNOWN),
+            tokens: Mutex::new(HashMap::new()),
         };
         // Cheap without roots: made now rather than by the first burst of lookups at once.
         if plain && this.anonymous() {
@@ -207,24 +239,12 @@ impl Registry {
         accept: &[&str],
         what: &'static str,
     ) -> Result<Option<Vec<u8>>> {
-        let client = match self.direct.get() {
-            Some(c) => c,
-            None => {
-                let c = self.direct_client()?;
-                self.direct.get_or_init(|| c)
-            }
-        };
-        let oci = reference.as_oci();
+        let client = self.direct()?;
         let at = reference
             .digest()
             .or_else(|| reference.tag())
             .unwrap_or("latest");
-        let url = format!(
-            "{}://{}/v2/{}/manifests/{at}",
-            if self.plain { "http" } else { "https" },
-            oci.resolve_registry(),
-            oci.repository(),
-        );
+        let url = format!("{}/manifests/{at}", self.repository_url(reference));
         let origin = reference.to_string();
         let unreachable = |e: reqwest::Error| Error::Unreachable {
             registry: self.registry.clone(),
@@ -260,6 +280,112 @@ impl Registry {
             Self::small(&bytes, &origin)?;
         }
         Ok(Some(bytes))
+    }
+
+    /// The client for direct requests, made on first use.
+    fn direct(&self) -> Result<&reqwest::Client> {
+        Ok(match self.direct.get() {
+            Some(c) => c,
+            None => {
+                let c = self.direct_client()?;
+                self.direct.get_or_init(|| c)
+            }
+        })
+    }
+
+    /// `http(s)://HOST/v2/REPOSITORY` of `reference`.
+    fn repository_url(&self, reference: &ImageReference) -> String {
+        let oci = reference.as_oci();
+        format!(
+            "{}://{}/v2/{}",
+            if self.plain { "http" } else { "https" },
+            oci.resolve_registry(),
+            oci.repository(),
+        )
+    }
+
+    /// A direct request (one oci-client has no call for, or whose answer's headers matter),
+    /// authorised as oci-client would: anonymous until the registry answers 401, then with
+    /// the credentials (HTTP basic, or the bearer token they are exchanged for).
+    async fn send(
+        &self,
+        reference: &ImageReference,
+        operation: RegistryOperation,
+        request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let client = self.direct()?;
+        let unreachable = |e: reqwest::Error| Error::Unreachable {
+            registry: self.registry.clone(),
+            reason: request_error_text(&e),
+        };
+        if self.anonymous() && !self.wants_token.load(Ordering::Relaxed) {
+            let response = request(client).send().await.map_err(unreachable)?;
+            if response.status() != http::StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            self.wants_token.store(true, Ordering::Relaxed);
+        }
+        let (value, reused) = self.authorization(reference, operation, false).await?;
+        let mut builder = request(client);
+        if let Some(value) = value {
+            builder = builder.header(http::header::AUTHORIZATION, value);
+        }
+        let response = builder.send().await.map_err(unreachable)?;
+        if !(reused && response.status() == http::StatusCode::UNAUTHORIZED) {
+            return Ok(response);
+        }
+        // The reused authorization went stale (a token expired early): ask again, once.
+        let (value, _) = self.authorization(reference, operation, true).await?;
+        let mut builder = request(client);
+        if let Some(value) = value {
+            builder = builder.header(http::header::AUTHORIZATION, value);
+        }
+        builder.send().await.map_err(unreachable)
+    }
+
+    /// The `Authorization` value for a direct request, if the registry wants one, and
+    /// whether it was reused from an earlier request. What the registry's challenge asked
+    /// for (a bearer token, HTTP basic, nothing) is kept for [`AUTH_REUSE`] per repository
+    /// and operation, so that a lookup does not begin with the handshake every time.
+    async fn authorization(
+        &self,
+        reference: &ImageReference,
+        operation: RegistryOperation,
+        fresh: bool,
+    ) -> Result<(Option<http::HeaderValue>, bool)> {
+        let key = (
+            reference.as_oci().repository().to_owned(),
+            matches!(operation, RegistryOperation::Push),
+        );
+        if !fresh
+            && let Some((value, at)) = self.tokens.lock().ok().and_then(|t| t.get(&key).cloned())
+            && at.elapsed() < AUTH_REUSE
+        {
+            return Ok((value.as_deref().and_then(header_value), true));
+        }
+        let asked = Instant::now();
+        let value = match self
+            .client
+            .auth(reference.as_oci(), &self.auth, operation)
+            .await
+        {
+            Ok(Some(token)) => Some(format!("Bearer {token}")),
+            Ok(None) => match &self.auth {
+                oci_client::secrets::RegistryAuth::Basic(user, password) => {
+                    use base64::Engine as _;
+                    let pair = base64::engine::general_purpose::STANDARD
+                        .encode(format!("{user}:{password}"));
+                    Some(format!("Basic {pair}"))
+                }
+                _ => None,
+            },
+            Err(e) => return Err(self.error("authentication", &reference.to_string(), e)),
+        };
+        let header = value.as_deref().and_then(header_value);
+        if let Ok(mut t) = self.tokens.lock() {
+            t.insert(key, (value, asked));
+        }
+        Ok((header, false))
     }
 
     fn direct_client(&self) -> Result<reqwest::Client> {
@@ -300,9 +426,12 @@ impl Registry {
         .await
     }
 
-    /// Store `bundle` as an OCI artifact attached to `image` and list it in the referrers
-    /// tag-schema index (so that registries without a referrers API, and tools that copy
-    /// tags, find it too).
+    /// Store `bundle` as an OCI artifact attached to `image`, in cosign v3's layout for
+    /// Sigstore bundles (see `referrers`), with `annotations` and the bundle annotations
+    /// added. A registry that answers the manifest push with `OCI-Subject` (it has the
+    /// referrers API) keeps the list of referrers itself; for any other, the referrers
+    /// tag-schema index is updated, as the OCI distribution spec requires of clients
+    /// ("Pushing Manifests with Subject").
     pub async fn push_attestation(
         &self,
         image: &ResolvedImage,
@@ -312,6 +441,7 @@ impl Registry {
         self.deadline(async {
             let r = image.reference.as_oci();
             let what = image.reference.to_string();
+            let annotations = referrers::attestation_annotations(annotations);
             // The bundle rides inline in the manifest, and the manifest inline in the index
             // entry (see `referrers`); the blob and the manifest are pushed all the same.
             let layer = Descriptor::embedding(BUNDLE_MEDIA_TYPE, bundle);
@@ -323,7 +453,7 @@ impl Registry {
                 annotations: BTreeMap::new(),
                 data: None,
             };
-            let manifest = referrers::artifact_manifest(&layer, &subject, annotations);
+            let manifest = referrers::artifact_manifest(&layer, &subject, &annotations);
             let manifest_digest = crate::sha256_digest(&manifest);
 
             // Blobs before the manifest that names them.
@@ -340,28 +470,30 @@ impl Registry {
                 .await
                 .map_err(|e| self.error("bundle blob push", &what, e))?;
             let at = image.reference.with_digest(&manifest_digest);
-            self.client
-                .push_manifest_raw(at.as_oci(), manifest.clone(), content_type(OCI_MANIFEST)?)
-                .await
-                .map_err(|e| self.error("artifact manifest push", &at.to_string(), e))?;
+            let oci_subject = self.put_manifest(&at, &manifest, OCI_MANIFEST).await?;
+            if oci_subject.as_deref() == Some(image.digest.as_str()) {
+                self.referrers_api.store(API_YES, Ordering::Relaxed);
+                return Ok(PushedAttestation {
+                    reference: at.to_string(),
+                    manifest_digest,
+                    referrers_tag: None,
+                });
+            }
 
             // The referrers tag schema: read, merge, write back.
             let tag = image.digest.replace(':', "-");
             let tagged = image.reference.with_tag(&tag);
             let existing = match self
-                .client
-                .pull_manifest_raw(tagged.as_oci(), &self.auth, &[OCI_INDEX])
+                .manifest(&tagged, &[OCI_INDEX], "referrers index fetch")
                 .await
             {
-                Ok((bytes, _)) => Some(bytes),
-                Err(e) => match self.error("referrers index fetch", &tagged.to_string(), e) {
-                    Error::NotFound { .. } => None,
-                    other => return Err(other),
-                },
+                Ok(bytes) => Some(bytes),
+                Err(Error::NotFound { .. }) => None,
+                Err(other) => return Err(other),
             };
             let entry = Descriptor {
                 artifact_type: Some(BUNDLE_MEDIA_TYPE.to_owned()),
-                annotations: annotations.clone(),
+                annotations,
                 ..Descriptor::embedding(OCI_MANIFEST, &manifest)
             };
             let index =
@@ -372,25 +504,76 @@ impl Registry {
                         reason,
                     }
                 })?;
-            self.client
-                .push_manifest_raw(tagged.as_oci(), index, content_type(OCI_INDEX)?)
-                .await
-                .map_err(|e| self.error("referrers index push", &tagged.to_string(), e))?;
+            self.put_manifest(&tagged, &index, OCI_INDEX).await?;
             Ok(PushedAttestation {
                 reference: at.to_string(),
                 manifest_digest,
-                referrers_tag: tag,
+                referrers_tag: Some(tag),
             })
         })
         .await
     }
 
-    /// The attestations stored for `image` (which must be pinned by digest). The referrers
-    /// tag schema first: vouch always writes it, and its entries carry the manifests and
-    /// bundles inline, so a lookup is one request. The referrers API only when the tag lists
-    /// no attestation (say, one copied by a tool that only knows the API). Entries that are
-    /// not vouch attestations for this exact digest are skipped; content that does not match
-    /// its descriptor is an error.
+    /// `PUT` a manifest (or index) at `at`; the registry's `OCI-Subject` answer, if any.
+    /// Direct rather than through oci-client, which does not show the answer's headers.
+    async fn put_manifest(
+        &self,
+        at: &ImageReference,
+        body: &[u8],
+        media_type: &str,
+    ) -> Result<Option<String>> {
+        let url = format!(
+            "{}/manifests/{}",
+            self.repository_url(at),
+            at.digest().or_else(|| at.tag()).unwrap_or("latest")
+        );
+        let body = bytes::Bytes::copy_from_slice(body);
+        let kind = content_type(media_type)?;
+        let response = self
+            .send(at, RegistryOperation::Push, |c| {
+                c.put(&url)
+                    .header(http::header::CONTENT_TYPE, kind.clone())
+                    .body(body.clone())
+            })
+            .await?;
+        let status = response.status();
+        let subject = response
+            .headers()
+            .get("OCI-Subject")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status.is_success() {
+            return Ok(subject);
+        }
+        let what = if media_type == OCI_INDEX {
+            "referrers index push"
+        } else {
+            "artifact manifest push"
+        };
+        let text = response.text().await.unwrap_or_default();
+        let text: String = text.trim().chars().take(300).collect();
+        let reason = format!("HTTP {} for {at}: {text}", status.as_u16());
+        Err(match status.as_u16() {
+            401 | 403 => Error::Denied {
+                registry: self.registry.clone(),
+                reason: format!("{what}: {reason}"),
+            },
+            _ => Error::Registry {
+                registry: self.registry.clone(),
+                what,
+                reason,
+            },
+        })
+    }
+
+    /// The attestations stored for `image` (which must be pinned by digest), found as the
+    /// OCI distribution spec says: the referrers API, and the referrers tag schema when the
+    /// registry does not have the API (404). A client remembers which it is, so a long-lived
+    /// one (the webhook's) asks a registry without the API one request per lookup: the tag,
+    /// whose entries carry the manifests and bundles inline. The API's list has no inline
+    /// manifests; vouch's manifests carry their bundle inline, so each costs one more request.
+    /// Entries that are not vouch attestations for this exact digest are skipped; content
+    /// that does not match its descriptor is an error.
     pub async fn fetch_attestations(
         &self,
         image: &ImageReference,
@@ -406,46 +589,132 @@ impl Registry {
                     .store_auth_if_needed(&self.registry, &self.auth)
                     .await;
             }
+            if self.referrers_api.load(Ordering::Relaxed) != API_NO {
+                match self.referrers_api(image).await? {
+                    Api::Listed(index) => {
+                        self.referrers_api.store(API_YES, Ordering::Relaxed);
+                        return self.collect(image, &subject, image, &index).await;
+                    }
+                    Api::Absent { remember } => {
+                        if remember {
+                            self.referrers_api.store(API_NO, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
             let tagged = image.with_tag(&subject.replace(':', "-"));
-            let found = match self
+            match self
                 .manifest(&tagged, &[OCI_INDEX], "referrers index fetch")
                 .await
             {
-                Ok(index) => self.collect(image, &subject, &tagged, &index).await?,
-                Err(Error::NotFound { .. }) => Vec::new(),
-                Err(e) => return Err(e),
-            };
-            if !found.is_empty() {
-                return Ok(found);
+                Ok(index) => self.collect(image, &subject, &tagged, &index).await,
+                Err(Error::NotFound { .. }) => Ok(Vec::new()),
+                Err(e) => Err(e),
             }
-            let index = match self.referrers_api(image).await {
-                Err(Error::Denied { .. }) if self.anonymous() => {
-                    // An (anonymous) token is wanted: let oci-client do the handshake.
-                    self.client
-                        .store_auth_if_needed(&self.registry, &self.auth)
-                        .await;
-                    self.wants_token.store(true, Ordering::Relaxed);
-                    self.referrers_api(image).await?
-                }
-                other => other?,
-            };
-            self.collect(image, &subject, image, &index).await
         })
         .await
     }
 
-    /// The referrers API's index (oci-client reads the tag schema itself on a 404).
-    async fn referrers_api(&self, image: &ImageReference) -> Result<Vec<u8>> {
-        let index = self
-            .client
-            .pull_referrers(image.as_oci(), Some(BUNDLE_MEDIA_TYPE))
-            .await
-            .map_err(|e| self.error("referrers lookup", &image.to_string(), e))?;
-        serde_json::to_vec(&index).map_err(|e| Error::Malformed {
-            what: "referrers index",
-            origin: image.to_string(),
-            reason: e.to_string(),
-        })
+    /// `GET /v2/<name>/referrers/<digest>`, asking for bundles only (registries may or may not
+    /// filter; `select_attestations` does anyway), and the pages that follow (`Link`), at
+    /// most [`MAX_REFERRER_PAGES`].
+    async fn referrers_api(&self, image: &ImageReference) -> Result<Api> {
+        let origin = image.to_string();
+        let mut url = format!(
+            "{}/referrers/{}?artifactType={}",
+            self.repository_url(image),
+            image.digest().unwrap_or_default(),
+            BUNDLE_MEDIA_TYPE.replace('+', "%2B"),
+        );
+        let host = format!(
+            "{}://{}",
+            if self.plain { "http" } else { "https" },
+            image.as_oci().resolve_registry()
+        );
+        let mut pages = Vec::new();
+        loop {
+            let mut response = self
+                .send(image, RegistryOperation::Pull, |c| {
+                    c.get(&url).header(http::header::ACCEPT, OCI_INDEX)
+                })
+                .await?;
+            let status = response.status().as_u16();
+            let is_index = response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.split(';').next().map(str::trim) == Some(OCI_INDEX));
+            match status {
+                200 if is_index => {}
+                // No referrers API (what the spec says a client must take 404 for; 400 and
+                // 406 are what some registries answer for a path they do not know, and a 200
+                // that is not an index is a catch-all page). An unknown repository is no
+                // reason to stop asking the API for the others.
+                200 | 400 | 404 | 406 if pages.is_empty() => {
+                    let body = response.bytes().await.unwrap_or_default();
+                    let unknown_repository =
+                        String::from_utf8_lossy(&body).contains("NAME_UNKNOWN");
+                    return Ok(Api::Absent {
+                        remember: !unknown_repository,
+                    });
+                }
+                401 | 403 => {
+                    return Err(Error::Denied {
+                        registry: self.registry.clone(),
+                        reason: format!("referrers lookup: HTTP {status} for {origin}"),
+                    });
+                }
+                code => {
+                    return Err(Error::Registry {
+                        registry: self.registry.clone(),
+                        what: "referrers lookup",
+                        reason: format!("HTTP {code} for {origin} (page {})", pages.len() + 1),
+                    });
+                }
+            }
+            let next = response
+                .headers()
+                .get(http::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .map(|link| referrers::next_page(link, &host))
+                .transpose()
+                .map_err(|reason| Error::Malformed {
+                    what: "referrers list",
+                    origin: origin.clone(),
+                    reason,
+                })?
+                .flatten();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| Error::Unreachable {
+                registry: self.registry.clone(),
+                reason: request_error_text(&e),
+            })? {
+                bytes.extend_from_slice(&chunk);
+                Self::small(&bytes, &origin)?;
+            }
+            pages.push(bytes);
+            match next {
+                None => break,
+                Some(_) if pages.len() >= MAX_REFERRER_PAGES => {
+                    return Err(Error::Malformed {
+                        what: "referrers list",
+                        origin,
+                        reason: format!("it has more than {MAX_REFERRER_PAGES} pages"),
+                    });
+                }
+                Some(n) => url = n,
+            }
+        }
+        if pages.len() == 1 {
+            return Ok(Api::Listed(pages.remove(0)));
+        }
+        referrers::join_pages(&pages)
+            .map(Api::Listed)
+            .map_err(|reason| Error::Malformed {
+                what: "referrers list",
+                origin,
+                reason,
+            })
     }
 
     /// The attestations a referrers index lists: each entry's manifest (inline, or fetched)
@@ -484,6 +753,10 @@ impl Registry {
             let Ok((layer, annotations)) = referrers::bundle_layer(&manifest, subject) else {
                 continue;
             };
+            // A tag-schema entry written by another tool has no annotations; its manifest does.
+            if referrers::foreign(&annotations) {
+                continue;
+            }
             let bundle = match layer
                 .embedded(MAX_BUNDLE_BYTES)
                 .map_err(|reason| malformed("bundle layer", at.to_string(), reason))?
@@ -655,6 +928,11 @@ fn request_error_text(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// A header value from text vouch made (never fails for the values used here; `None` if it did).
+fn header_value(text: &str) -> Option<http::HeaderValue> {
+    http::HeaderValue::from_str(text).ok()
 }
 
 fn content_type(media_type: &str) -> Result<http::HeaderValue> {

@@ -97,6 +97,19 @@ impl PublicKey {
         hex::encode(sha2::Sha256::digest(self.to_pem().as_bytes()))
     }
 
+    /// The key hint sigstore-go (so cosign v3) writes in key-signed bundles: base64 of the
+    /// SHA-256 of the DER SubjectPublicKeyInfo.
+    pub fn sigstore_hint(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&self.spki))
+    }
+
+    /// Whether a bundle's key hint names this key, in either form ([`Self::hint`],
+    /// [`Self::sigstore_hint`]). A hint only picks a key; the signature decides.
+    pub fn is_named_by(&self, hint: &str) -> bool {
+        hint.eq_ignore_ascii_case(&self.hint()) || hint == self.sigstore_hint()
+    }
+
     /// Check a DER ECDSA signature over `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), Error> {
         self.parsed
@@ -152,6 +165,11 @@ mod tests {
         assert_eq!(plain.to_pem(), release_pub);
         assert_eq!(compressed.to_pem(), release_pub);
         assert_eq!(compressed.hint(), plain.hint());
+        // `openssl pkey -pubin -in release.pub -outform DER | openssl dgst -sha256 -binary | base64`
+        let sigstore = "HSrlUUsDcmUtgcYeNMzIb7UmJpzRqukIl6eEpeKHSEk=";
+        assert_eq!(plain.sigstore_hint(), sigstore);
+        assert!(compressed.is_named_by(sigstore) && plain.is_named_by(&plain.hint()));
+        assert!(!plain.is_named_by(&sigstore.to_lowercase()));
         assert_eq!(compressed.spki_der(), plain.spki_der());
         assert_eq!(compressed.spki_der().len(), 91, "uncompressed P-256 SPKI");
     }

@@ -213,7 +213,8 @@ pub enum Error {
 /// Check `bundle`'s DSSE signature against `trust` at time `now`.
 ///
 /// Steps, in order: the payload type is in-toto; the verification material is of the kind
-/// `trust` expects; for a key, the bundle's key hint (when present) names this key; for
+/// `trust` expects; for a key, the bundle's key hint (when present) names this key
+/// (model-signing's hex form or sigstore-go's base64 one); for
 /// certificates, the signing certificate chains to a trusted authority, is valid at `now`,
 /// is not restricted to another extended key usage than code signing, has a key usage that
 /// allows digitalSignature when it has one, and has at least one of the two; finally the
@@ -231,7 +232,7 @@ pub fn verify_envelope(
         (Trust::Key(key), Material::PublicKey { hint }) => {
             let given = key.hint();
             if let Some(hint) = hint
-                && !hint.eq_ignore_ascii_case(&given)
+                && !key.is_named_by(hint)
             {
                 return Err(Error::KeyHintMismatch {
                     bundle: hint.clone(),
