@@ -16,6 +16,7 @@ mod auth;
 mod blocking;
 mod error;
 pub mod layout;
+pub mod modelpack;
 mod reference;
 mod referrers;
 mod registry;

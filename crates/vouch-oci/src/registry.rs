@@ -634,6 +634,76 @@ impl Registry {
     }
 }
 
+/// What `modelpack` needs of a registry: manifests and blobs by name, nothing about
+/// attestations.
+impl Registry {
+    pub(crate) async fn store_auth(&self) {
+        self.client
+            .store_auth_if_needed(&self.registry, &self.auth)
+            .await;
+    }
+
+    /// The manifest at `reference` (at most [`MAX_MANIFEST_BYTES`]), within the deadline.
+    pub(crate) async fn manifest_at(
+        &self,
+        reference: &ImageReference,
+        accept: &[&str],
+    ) -> Result<Vec<u8>> {
+        self.deadline(self.manifest(reference, accept, "manifest fetch"))
+            .await
+    }
+
+    pub(crate) async fn has_blob(&self, at: &ImageReference, digest: &str) -> Result<bool> {
+        self.client
+            .blob_exists(at.as_oci(), digest)
+            .await
+            .map_err(|e| self.error("blob lookup", &at.with_digest(digest).to_string(), e))
+    }
+
+    pub(crate) async fn put_blob(
+        &self,
+        at: &ImageReference,
+        bytes: Vec<u8>,
+        digest: &str,
+    ) -> Result<()> {
+        self.client
+            .push_blob(at.as_oci(), bytes, digest)
+            .await
+            .map(drop)
+            .map_err(|e| self.error("blob push", &at.with_digest(digest).to_string(), e))
+    }
+
+    /// Upload a blob whose digest is computed from the bytes as they are sent; returns the
+    /// digest and the size.
+    pub(crate) async fn put_blob_stream(
+        &self,
+        at: &ImageReference,
+        stream: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+        what: &str,
+    ) -> Result<(String, u64)> {
+        let stream =
+            stream.map(|r| r.map_err(|e| OciDistributionError::GenericError(Some(e.to_string()))));
+        self.client
+            .push_blob_stream_chunked(at.as_oci(), stream)
+            .await
+            .map(|r| (r.blob_digest, r.size))
+            .map_err(|e| self.error("blob push", &format!("{at} ({what})"), e))
+    }
+
+    pub(crate) async fn put_manifest(
+        &self,
+        at: &ImageReference,
+        manifest: Vec<u8>,
+        media_type: &str,
+    ) -> Result<()> {
+        self.client
+            .push_manifest_raw(at.as_oci(), manifest, content_type(media_type)?)
+            .await
+            .map(drop)
+            .map_err(|e| self.error("manifest push", &at.to_string(), e))
+    }
+}
+
 fn setup_error(registry: &str, e: &dyn std::fmt::Display) -> Error {
     Error::Registry {
         registry: registry.to_owned(),
