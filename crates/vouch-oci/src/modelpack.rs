@@ -12,7 +12,7 @@
 //! are refused (their digests are not the files' digests).
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
+use std::os::unix::fs::FileExt as _;
 
 use futures_util::StreamExt as _;
 use serde::Deserialize;
@@ -399,8 +399,9 @@ fn changed(path: &str, size: u64, actual: u64) -> String {
 }
 
 /// Read `file` (of `size` bytes) from the start, in chunks, and check its size at the end.
+/// Positional reads: the same open file may be read twice (hashed, then sent).
 fn each_chunk(
-    mut file: &std::fs::File,
+    file: &std::fs::File,
     size: u64,
     path: &str,
     mut each: impl FnMut(bytes::Bytes) -> std::result::Result<(), String>,
@@ -410,7 +411,8 @@ fn each_chunk(
         let mut buf = vec![0u8; CHUNK];
         let mut filled = 0;
         while filled < CHUNK {
-            match file.read(buf.get_mut(filled..).unwrap_or_default()) {
+            let at = total + filled as u64;
+            match file.read_at(buf.get_mut(filled..).unwrap_or_default(), at) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
