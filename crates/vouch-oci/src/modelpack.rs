@@ -457,15 +457,20 @@ fn send_file(
     path: &str,
     tx: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
 ) -> std::result::Result<(), String> {
+    const STOPPED: &str = "the upload stopped";
     let r = each_chunk(file, size, path, |b| {
-        tx.blocking_send(Ok(b))
-            .map_err(|_| format!("`{path}`: the upload stopped"))
+        tx.blocking_send(Ok(b)).map_err(|_| STOPPED.to_owned())
     });
-    if let Err(reason) = &r {
-        // End the upload with an error rather than a short blob.
-        let _ = tx.blocking_send(Err(std::io::Error::other(reason.clone())));
+    match r {
+        // The upload ended first: its own error is the one to report.
+        Err(reason) if reason == STOPPED => Ok(()),
+        Err(reason) => {
+            // End the upload with an error rather than a short blob.
+            let _ = tx.blocking_send(Err(std::io::Error::other(reason.clone())));
+            Err(reason)
+        }
+        Ok(()) => Ok(()),
     }
-    r
 }
 
 /// The ModelPack manifest at `reference` (pinned by digest), checked against that digest,
