@@ -563,6 +563,35 @@ mod tests {
     }
 
     #[test]
+    fn a_file_is_read_whole_and_twice_and_a_changed_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("w");
+        let data: Vec<u8> = (0..(CHUNK + 10)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap_or_default();
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let size = data.len() as u64;
+        for _ in 0..2 {
+            let mut got = Vec::new();
+            let mut chunks = 0;
+            each_chunk(&file, size, "w", |b| {
+                chunks += 1;
+                got.extend_from_slice(&b);
+                Ok(())
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((chunks, got == data), (2, true));
+        }
+        assert_eq!(
+            hash_file(&file, size, "w").unwrap_or_default(),
+            sha256_digest(&data)
+        );
+        let e = each_chunk(&file, size - 1, "w", |_| Ok(())).unwrap_err();
+        assert!(e.contains("changed while it was being pushed"), "{e}");
+        let e = each_chunk(&file, size + 1, "w", |_| Ok(())).unwrap_err();
+        assert!(e.contains("changed while it was being pushed"), "{e}");
+    }
+
+    #[test]
     fn refuses_tar_layers_with_a_hint() {
         let e = parse_manifest(&testdata("tar-layers.json"))
             .err()
