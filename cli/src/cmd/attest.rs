@@ -128,6 +128,7 @@ pub fn attest(args: AttestArgs) -> Result {
             "image": img.map(|i| format!("{}@{}", i.name, i.digest)),
             "model": a.model.name,
             "modelDigest": a.model.digest.to_string(),
+            "modelArtifact": a.model.artifact.as_ref().map(|x| format!("{}@{}", x.name, x.digest)),
             "files": a.model.files.len(),
             "bytes": a.model.total_bytes(),
             "output": args.output,
