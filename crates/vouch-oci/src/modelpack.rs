@@ -50,8 +50,11 @@ const RAW_TYPES: [&str; 5] = [
     DATASET_RAW,
 ];
 
-/// Bytes read from a file per chunk sent (oci-client sends chunks of at most 4 MiB).
+/// Bytes read from a file per chunk of a chunked upload (oci-client sends one request per
+/// chunk, of at most 4 MiB).
 const CHUNK: usize = 4 << 20;
+/// Bytes read per chunk of a streamed upload (one request for the whole file).
+const DIRECT_CHUNK: usize = 1 << 20;
 /// Layers uploaded at once.
 const PARALLEL_UPLOADS: usize = 4;
 /// SHA-256 of no bytes.
@@ -363,31 +366,56 @@ async fn push_layer(
             return Ok((layer(digest), None));
         }
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(1);
-    let (f, p) = (file.clone(), path.clone());
-    let reader = tokio::task::spawn_blocking(move || send_file(&f, size, &p, &tx));
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    });
-    let sent = registry.put_blob_stream(target, stream, &path).await;
-    // The reader's own verdict first: a file that changed is the real cause of a failed send.
-    reader
-        .await
-        .map_err(|e| Error::Runtime(e.to_string()))?
-        .map_err(|reason| Error::Registry {
-            registry: target.registry().to_owned(),
-            what: "model push",
-            reason,
-        })?;
-    let (digest, n) = sent?;
-    if n != size {
-        return Err(Error::Registry {
-            registry: target.registry().to_owned(),
-            what: "model push",
-            reason: format!("`{path}`: sent {n} bytes, the file has {size}"),
+    // One streamed request where the registry takes it anonymously; else oci-client's
+    // chunked upload (a request per chunk, any login it negotiates).
+    for direct in [true, false] {
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(1);
+        let (f, p) = (file.clone(), path.clone());
+        let chunk = if direct { DIRECT_CHUNK } else { CHUNK };
+        let reader = tokio::task::spawn_blocking(move || send_file(&f, size, &p, &tx, chunk));
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
         });
+        let registry_name = target.registry().to_owned();
+        let read = async move {
+            match reader.await.map_err(|e| Error::Runtime(e.to_string()))? {
+                Ok(Some(digest)) => Ok(digest),
+                Ok(None) => Err(Error::Runtime("the upload stopped".to_owned())),
+                Err(reason) => Err(Error::Registry {
+                    registry: registry_name,
+                    what: "model push",
+                    reason,
+                }),
+            }
+        };
+        if direct {
+            match registry
+                .put_blob_streamed(target, stream, size, read)
+                .await?
+            {
+                Some(digest) => return Ok((layer(digest), Some(size))),
+                None => continue,
+            }
+        }
+        let sent = registry.put_blob_stream(target, stream, &path).await;
+        // The reader's own verdict first: a file that changed is the real cause of a failed
+        // send (and a reader stopped by a failed send defers to the send's error).
+        let read = read.await;
+        let (digest, n) = match (read, sent) {
+            (Err(Error::Runtime(_)), Err(e)) => return Err(e),
+            (Err(e), _) => return Err(e),
+            (Ok(_), sent) => sent?,
+        };
+        if n != size {
+            return Err(Error::Registry {
+                registry: target.registry().to_owned(),
+                what: "model push",
+                reason: format!("`{path}`: sent {n} bytes, the file has {size}"),
+            });
+        }
+        return Ok((layer(digest), Some(n)));
     }
-    Ok((layer(digest), Some(n)))
+    Err(Error::Runtime("no upload method left".to_owned()))
 }
 
 fn read_err(path: &str, e: &std::io::Error) -> String {
@@ -404,13 +432,23 @@ fn each_chunk(
     file: &std::fs::File,
     size: u64,
     path: &str,
+    each: impl FnMut(bytes::Bytes) -> std::result::Result<(), String>,
+) -> std::result::Result<(), String> {
+    each_chunk_of(file, size, path, CHUNK, each)
+}
+
+fn each_chunk_of(
+    file: &std::fs::File,
+    size: u64,
+    path: &str,
+    chunk: usize,
     mut each: impl FnMut(bytes::Bytes) -> std::result::Result<(), String>,
 ) -> std::result::Result<(), String> {
     let mut total = 0u64;
     loop {
-        let mut buf = vec![0u8; CHUNK];
+        let mut buf = vec![0u8; chunk];
         let mut filled = 0;
-        while filled < CHUNK {
+        while filled < chunk {
             let at = total + filled as u64;
             match file.read_at(buf.get_mut(filled..).unwrap_or_default(), at) {
                 Ok(0) => break,
@@ -451,25 +489,31 @@ fn hash_file(file: &std::fs::File, size: u64, path: &str) -> Result<String> {
     Ok(format!("sha256:{}", hex::encode(h.finalize())))
 }
 
+/// Send `file` into `tx` in chunks of `chunk` bytes, hashing it: `Some(digest)` when all of
+/// it was sent, `None` when the receiver stopped first (the upload's error is the one to
+/// report), an error when the file could not be read or changed.
 fn send_file(
     file: &std::fs::File,
     size: u64,
     path: &str,
     tx: &tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
-) -> std::result::Result<(), String> {
+    chunk: usize,
+) -> std::result::Result<Option<String>, String> {
+    use sha2::Digest as _;
     const STOPPED: &str = "the upload stopped";
-    let r = each_chunk(file, size, path, |b| {
+    let mut h = sha2::Sha256::new();
+    let r = each_chunk_of(file, size, path, chunk, |b| {
+        h.update(&b);
         tx.blocking_send(Ok(b)).map_err(|_| STOPPED.to_owned())
     });
     match r {
-        // The upload ended first: its own error is the one to report.
-        Err(reason) if reason == STOPPED => Ok(()),
+        Err(reason) if reason == STOPPED => Ok(None),
         Err(reason) => {
             // End the upload with an error rather than a short blob.
             let _ = tx.blocking_send(Err(std::io::Error::other(reason.clone())));
             Err(reason)
         }
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(Some(format!("sha256:{}", hex::encode(h.finalize())))),
     }
 }
 

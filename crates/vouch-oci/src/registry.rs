@@ -690,6 +690,106 @@ impl Registry {
             .map_err(|e| self.error("blob push", &format!("{at} ({what})"), e))
     }
 
+    /// Upload a blob of `size` bytes in one streamed `PATCH` (then `PUT ?digest=`), with the
+    /// digest known only when `stream` has ended (`digest` resolves then). For anonymous
+    /// registries only (the direct client carries no credentials); `Ok(None)` when the
+    /// registry wants a login, before anything was sent: then use [`Self::put_blob_stream`].
+    pub(crate) async fn put_blob_streamed(
+        &self,
+        at: &ImageReference,
+        stream: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+        size: u64,
+        digest: impl Future<Output = Result<String>>,
+    ) -> Result<Option<String>> {
+        if !self.anonymous() || self.wants_token.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let client = match self.direct.get() {
+            Some(c) => c,
+            None => {
+                let c = self.direct_client()?;
+                self.direct.get_or_init(|| c)
+            }
+        };
+        let oci = at.as_oci();
+        let base = format!(
+            "{}://{}",
+            if self.plain { "http" } else { "https" },
+            oci.resolve_registry()
+        );
+        let origin = at.to_string();
+        let unreachable = |e: reqwest::Error| Error::Unreachable {
+            registry: self.registry.clone(),
+            reason: request_error_text(&e),
+        };
+        let failed = |what: &'static str, code: u16| Error::Registry {
+            registry: self.registry.clone(),
+            what,
+            reason: format!("HTTP {code} for {origin}"),
+        };
+        let location = |r: &reqwest::Response| -> Result<String> {
+            let l = r
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| Error::Registry {
+                    registry: self.registry.clone(),
+                    what: "blob upload",
+                    reason: "no Location header".to_owned(),
+                })?;
+            Ok(if l.starts_with('/') {
+                format!("{base}{l}")
+            } else {
+                l.to_owned()
+            })
+        };
+        let started = client
+            .post(format!("{base}/v2/{}/blobs/uploads/", oci.repository()))
+            .header(http::header::CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match started.status().as_u16() {
+            202 => {}
+            401 => {
+                self.wants_token.store(true, Ordering::Relaxed);
+                return Ok(None);
+            }
+            403 => {
+                return Err(Error::Denied {
+                    registry: self.registry.clone(),
+                    reason: "blob upload: 403 Forbidden".to_owned(),
+                });
+            }
+            code => return Err(failed("blob upload", code)),
+        }
+        let upload = location(&started)?;
+        let sent = client
+            .patch(&upload)
+            .header(http::header::CONTENT_TYPE, "application/octet-stream")
+            .header(http::header::CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if sent.status().as_u16() != 202 {
+            return Err(failed("blob upload", sent.status().as_u16()));
+        }
+        let upload = location(&sent)?;
+        let digest = digest.await?;
+        let sep = if upload.contains('?') { '&' } else { '?' };
+        let done = client
+            .put(format!("{upload}{sep}digest={digest}"))
+            .header(http::header::CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if done.status().as_u16() != 201 {
+            return Err(failed("blob upload commit", done.status().as_u16()));
+        }
+        Ok(Some(digest))
+    }
+
     pub(crate) async fn put_manifest(
         &self,
         at: &ImageReference,
