@@ -69,16 +69,20 @@ pub fn push(
                 .hint("give the directory that holds the model's files"),
         );
     }
-    let mut files = Vec::with_capacity(entries.len());
-    for e in &entries {
-        let file = vouch_model::open_file(&root, e)?;
-        files.push(PushFile {
-            path: e.path.to_string(),
-            media_type: media_type_for(e.path.as_str()).to_owned(),
-            file,
-            size: e.size,
-        });
-    }
+    let files: Vec<PushFile> = entries
+        .iter()
+        .map(|e| {
+            let (root, entry) = (root.clone(), e.clone());
+            PushFile {
+                path: e.path.to_string(),
+                media_type: media_type_for(e.path.as_str()).to_owned(),
+                open: Box::new(move || {
+                    vouch_model::open_file(&root, &entry).map_err(|e| e.to_string())
+                }),
+                size: e.size,
+            }
+        })
+        .collect();
     let name = name.unwrap_or_else(|| {
         root.file_name()
             .map(|n| n.to_string_lossy().into_owned())

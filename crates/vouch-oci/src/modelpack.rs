@@ -208,18 +208,31 @@ pub fn manifest(config: &[u8], layers: &[ArtifactLayer]) -> Vec<u8> {
     serde_json::to_vec(&manifest).unwrap_or_default()
 }
 
-/// One file to push, opened by the caller (who checked that it is a regular file of `size`
-/// bytes, not reached through a link).
-#[derive(Debug)]
+/// Opens a file to push when its upload starts (so that a model of thousands of files does
+/// not hold thousands open): the caller checks that it is a regular file of the listed size,
+/// not reached through a link; an error is the reason, for a person.
+pub type OpenFile = Box<dyn FnOnce() -> std::result::Result<std::fs::File, String> + Send>;
+
+/// One file to push.
 pub struct PushFile {
     /// Its path in the model (the filepath annotation).
     pub path: String,
     /// Its layer media type.
     pub media_type: String,
-    /// The open file.
-    pub file: std::fs::File,
+    /// Opens it.
+    pub open: OpenFile,
     /// Its size when it was listed; a file that changes while it is read is an error.
     pub size: u64,
+}
+
+impl std::fmt::Debug for PushFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushFile")
+            .field("path", &self.path)
+            .field("media_type", &self.media_type)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What `push` stored.
@@ -340,7 +353,7 @@ async fn push_layer(
     let PushFile {
         path,
         media_type,
-        file,
+        open,
         size,
     } = f;
     let layer = |digest: String| ArtifactLayer {
@@ -356,6 +369,14 @@ async fn push_layer(
         registry.put_blob(target, Vec::new(), EMPTY_SHA256).await?;
         return Ok((layer(EMPTY_SHA256.to_owned()), Some(0)));
     }
+    let file = tokio::task::spawn_blocking(open)
+        .await
+        .map_err(|e| Error::Runtime(e.to_string()))?
+        .map_err(|reason| Error::Registry {
+            registry: target.registry().to_owned(),
+            what: "model push",
+            reason,
+        })?;
     let file = std::sync::Arc::new(file);
     if let Some(known) = known {
         let (f, p) = (file.clone(), path.clone());
