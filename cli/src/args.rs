@@ -27,7 +27,8 @@ impl Cli {
             Command::Model(
                 ModelCommand::Hash { output, .. }
                 | ModelCommand::Sign { output, .. }
-                | ModelCommand::Verify { output, .. },
+                | ModelCommand::Verify { output, .. }
+                | ModelCommand::Push { output, .. },
             ) => output.json,
             Command::Attest(a) => a.output_format.json,
             Command::Verify(v) => v.output.json,
@@ -106,9 +107,18 @@ pub struct AttestArgs {
     #[arg(long, value_name = "NAME", requires = "image_layout")]
     pub image_name: Option<String>,
     /// The model directory.
-    #[arg(long, value_name = "DIR")]
-    pub model: std::path::PathBuf,
-    /// Model name [default: the directory's name].
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "model_artifact",
+        conflicts_with = "model_artifact"
+    )]
+    pub model: Option<std::path::PathBuf>,
+    /// The model as an OCI artifact (CNCF ModelPack, raw layers), by digest: attested from
+    /// its manifest (paths, sizes and digests of the layers), without pulling the weights.
+    #[arg(long, value_name = "REF@sha256:HEX", conflicts_with_all = ["shard_size", "ignore_paths"])]
+    pub model_artifact: Option<String>,
+    /// Model name [default: the directory's (or the artifact repository's) name].
     #[arg(long)]
     pub name: Option<String>,
     /// PEM private key (ECDSA P-256 or P-384).
@@ -155,6 +165,10 @@ pub struct VerifyArgs {
     /// Also check every file of this model directory against the attestation.
     #[arg(long, value_name = "DIR")]
     pub model: Option<std::path::PathBuf>,
+    /// The model artifact (`REF@sha256:HEX`) the attestation must name: one attested with
+    /// `vouch attest --model-artifact`.
+    #[arg(long, value_name = "REF@sha256:HEX")]
+    pub model_artifact: Option<String>,
     /// The model digest the deployment pins (`sha256:HEX`).
     #[arg(long, value_name = "sha256:HEX")]
     pub expect_model_digest: Option<String>,
@@ -314,6 +328,24 @@ pub enum ModelCommand {
         name: Option<String>,
         #[command(flatten)]
         hashing: HashingArgs,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Publish a model directory as an OCI artifact (CNCF ModelPack v1, one raw layer per
+    /// file) and print its `REF@sha256:...`.
+    Push {
+        /// The model directory.
+        dir: PathBuf,
+        /// Where to push it: `REGISTRY/REPOSITORY[:TAG]` [default tag: latest].
+        #[arg(value_name = "REPO[:TAG]")]
+        reference: String,
+        /// Model name recorded in the artifact's config [default: the directory's name].
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        ignore: IgnoreArgs,
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[command(flatten)]
         output: OutputArgs,
     },

@@ -75,29 +75,23 @@ pub fn attest(args: AttestArgs) -> Result {
         );
     }
 
-    let root = model_root(&args.model)?;
-    let mut ignore = ignore_set(&root, &args.hashing.ignore)?;
-    if let Some(out) = &args.output
-        && let Some(inside) = super::model::file_in_model(&root, out)
-    {
-        ignore.insert(inside);
-    }
-    let scan = ScanOptions {
-        ignore: ignore.clone(),
-        reject_hard_links: false,
+    let model = match (&args.model, &args.model_artifact) {
+        (_, Some(artifact)) => {
+            if matches!(args.hashing.hash, crate::args::HashArg::Blake3) {
+                return Err(Failure::undecided(
+                    "`--hash blake3` cannot be used with `--model-artifact`: the artifact's layer digests are SHA-256",
+                )
+                .hint("drop `--hash`"));
+            }
+            super::model_artifact::attest_model(artifact, args.name.as_deref(), &args.registry)?
+        }
+        (Some(dir), None) => model_from_dir(&args, dir, quiet)?,
+        (None, None) => {
+            return Err(Failure::undecided(
+                "give `--model DIR` or `--model-artifact REF@sha256:HEX`",
+            ));
+        }
     };
-    let manifest = hash_model(
-        &root,
-        &scan,
-        &super::model::hash_options(&args.hashing),
-        quiet,
-    )?;
-    let name = args.name.clone().unwrap_or_else(|| {
-        root.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    let model = Model::from_manifest(&name, &manifest, ignore).map_err(Failure::undecided)?;
     let attestation = Attestation {
         images: vec![image],
         model,
@@ -134,6 +128,7 @@ pub fn attest(args: AttestArgs) -> Result {
             "image": img.map(|i| format!("{}@{}", i.name, i.digest)),
             "model": a.model.name,
             "modelDigest": a.model.digest.to_string(),
+            "modelArtifact": a.model.artifact.as_ref().map(|x| format!("{}@{}", x.name, x.digest)),
             "files": a.model.files.len(),
             "bytes": a.model.total_bytes(),
             "output": args.output,
@@ -175,6 +170,33 @@ pub fn attest(args: AttestArgs) -> Result {
     Ok(())
 }
 
+/// The model of `vouch attest --model DIR`: the directory, hashed.
+fn model_from_dir(args: &AttestArgs, dir: &Path, quiet: bool) -> Result<Model> {
+    let root = model_root(dir)?;
+    let mut ignore = ignore_set(&root, &args.hashing.ignore)?;
+    if let Some(out) = &args.output
+        && let Some(inside) = super::model::file_in_model(&root, out)
+    {
+        ignore.insert(inside);
+    }
+    let scan = ScanOptions {
+        ignore: ignore.clone(),
+        reject_hard_links: false,
+    };
+    let manifest = hash_model(
+        &root,
+        &scan,
+        &super::model::hash_options(&args.hashing),
+        quiet,
+    )?;
+    let name = args.name.clone().unwrap_or_else(|| {
+        root.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    Model::from_manifest(&name, &manifest, ignore).map_err(Failure::undecided)
+}
+
 /// A bundle that verified under the trust given, with the attestation it carries.
 type VerifiedAttestation = Verified<(Attestation, Signer)>;
 
@@ -211,6 +233,13 @@ pub fn attest_failure(e: vouch_attest::Error) -> Failure {
             .code("pin-mismatch")
             .quiet_reason(Reason::new("pin-mismatch", &e).expected_found(pinned, attested))
             .hint("set the Pod's `vouch.dev/model-digest` to the digest printed by `vouch attest`"),
+        vouch_attest::Error::ArtifactMismatch {
+            ref expected,
+            ref found,
+        } => Failure::rejected(&e)
+            .code("artifact-mismatch")
+            .quiet_reason(Reason::new("artifact-mismatch", &e).expected_found(expected, found))
+            .hint("this attestation was made for another model artifact; attest this one with `vouch attest --image REF@sha256:... --model-artifact REF@sha256:... --push`"),
         other => Failure::rejected(other).code("attestation"),
     }
 }
@@ -287,6 +316,7 @@ fn verify_with_trust(
         Some(r) => Some(registry::require_digest(r)?),
         None => None,
     };
+    let artifact_digest = artifact_digest(args)?;
     // Accept the first candidate that passes every check; report why the others failed.
     vouch_attest::first_accepted(candidates, |(_, bytes)| {
         let v = verify_bundle_bytes(bytes, &trust)?;
@@ -296,10 +326,21 @@ fn verify_with_trust(
         if let Some(pin) = &args.expect_model_digest {
             vouch_attest::check_pin(&v, pin).map_err(attest_failure)?;
         }
+        if let Some(d) = &artifact_digest {
+            vouch_attest::check_artifact(&v, d).map_err(attest_failure)?;
+        }
         Ok(v)
     })
     .map(|((source, _), v)| (source.clone(), v))
     .map_err(|failures| none_passed(failures, false))
+}
+
+/// The digest of `--model-artifact REF@sha256:HEX` (a tag is refused with a hint).
+fn artifact_digest(args: &VerifyArgs) -> Result<Option<String>> {
+    match &args.model_artifact {
+        Some(r) => Ok(Some(registry::require_digest(r)?.to_string())),
+        None => Ok(None),
+    }
 }
 
 /// The policy, and the image it decides by, before anything is fetched.
@@ -351,11 +392,15 @@ fn verify_with_policy(
         image.repository
     );
     let now = SystemTime::now();
+    let artifact_digest = artifact_digest(args)?;
     vouch_attest::first_accepted(candidates, |(_, bytes)| {
         let result = vouch_policy::verify_image(policy, image, &[bytes], now);
         if let Some(t) = result.verified().first() {
             if let Some(pin) = &args.expect_model_digest {
                 vouch_attest::check_pin(&t.attestation, pin).map_err(attest_failure)?;
+            }
+            if let Some(d) = &artifact_digest {
+                vouch_attest::check_artifact(&t.attestation, d).map_err(attest_failure)?;
             }
             return Ok((t.attestation.clone(), t.authority.clone()));
         }
@@ -411,6 +456,7 @@ pub fn verify(args: VerifyArgs) -> Result {
             "images": a.images.iter().map(|i| format!("{}@{}", i.name, i.digest)).collect::<Vec<_>>(),
             "model": a.model.name,
             "modelDigest": a.model.digest.to_string(),
+            "modelArtifact": a.model.artifact.as_ref().map(|x| format!("{}@{}", x.name, x.digest)),
             "modelChecked": report.as_ref().map(|r| json!({"files": r.files, "bytes": r.bytes})),
         }));
     }
@@ -424,6 +470,9 @@ pub fn verify(args: VerifyArgs) -> Result {
             out.push_str(&format!("  image {}@{}\n", i.name, i.digest));
         }
         out.push_str(&format!("  model `{}` {}\n", a.model.name, a.model.digest));
+        if let Some(x) = &a.model.artifact {
+            out.push_str(&format!("  model artifact {}@{}\n", x.name, x.digest));
+        }
         match &report {
             Some(r) => out.push_str(&format!(
                 "  model files on disk match: {} files, {}\n",
@@ -476,6 +525,12 @@ fn inspect_one(source: &str, bytes: &[u8], json_out: bool) -> Result<serde_json:
             human_bytes(a.model.total_bytes()),
             a.model.algorithm
         ));
+        if let Some(x) = &a.model.artifact {
+            out.push_str(&format!(
+                "  model artifact: {}@{} (files read from its manifest)\n",
+                x.name, x.digest
+            ));
+        }
         for (role, files) in &by_role {
             out.push_str(&format!("    {role}:\n"));
             for f in files {
@@ -503,6 +558,7 @@ fn inspect_one(source: &str, bytes: &[u8], json_out: bool) -> Result<serde_json:
             "name": a.model.name,
             "digest": a.model.digest.to_string(),
             "hash": a.model.algorithm.name(),
+            "artifact": a.model.artifact.as_ref().map(|x| json!({"name": x.name, "digest": x.digest.to_string(), "artifactType": x.media_type})),
             "files": a.model.files.iter().map(|f| json!({"path": f.path.as_str(), "size": f.size, "role": f.role.name()})).collect::<Vec<_>>(),
         },
         "metadata": a.metadata,

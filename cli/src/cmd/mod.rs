@@ -4,6 +4,7 @@ mod attest;
 mod key;
 pub mod keyless;
 mod model;
+mod model_artifact;
 pub mod policy;
 mod registry;
 pub mod sign_bundle;

@@ -53,6 +53,14 @@ pub fn run(cmd: ModelCommand) -> Result {
             };
             verify(&dir, &signature, &trust, &ignore, &output)
         }
+        ModelCommand::Push {
+            dir,
+            reference,
+            name,
+            ignore,
+            registry,
+            output,
+        } => super::model_artifact::push(&dir, &reference, name, &ignore, &registry, &output),
     }
 }
 

@@ -37,7 +37,7 @@ pub fn require_digest(reference: &str) -> Result<Digest> {
         .ok_or_else(|| Failure::undecided(format!("`{reference}` has no sha256 digest")))
 }
 
-fn options(args: &RegistryArgs) -> Result<Options> {
+pub fn options(args: &RegistryArgs) -> Result<Options> {
     let credentials = match (&args.registry_username, &args.registry_password) {
         (Some(u), Some(p)) => Some(Credentials::Basic {
             username: u.clone(),

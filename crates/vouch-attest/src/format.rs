@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use vouch_model::{Digest, HashAlgorithm, IgnoreSet, Method, ModelPath, Resource};
 
-use crate::{Attestation, Error, Image, Model, ModelFile, PREDICATE_TYPE, Role};
+use crate::{Attestation, Error, Image, Model, ModelArtifact, ModelFile, PREDICATE_TYPE, Role};
 
 const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// The statement type `cosign attest` writes (in-toto v0.1: the same fields vouch reads).
@@ -71,6 +71,18 @@ struct ModelJson {
     digest: DigestSet,
     hashing: Hashing,
     files: Vec<FileJson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    artifact: Option<ArtifactJson>,
+}
+
+/// The OCI artifact the model was read from (`vouch attest --model-artifact`).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ArtifactJson {
+    name: String,
+    digest: DigestSet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -114,6 +126,13 @@ pub fn build_statement(a: &Attestation) -> Vec<u8> {
             digest: digest_set(&i.digest),
         })
         .collect();
+    // The model artifact after the images (which stay first), before the model.
+    if let Some(artifact) = &a.model.artifact {
+        subject.push(Subject {
+            name: artifact.name.clone(),
+            digest: digest_set(&artifact.digest),
+        });
+    }
     subject.push(Subject {
         name: a.model.name.clone(),
         digest: digest_set(&a.model.digest),
@@ -183,6 +202,11 @@ pub fn build_statement(a: &Attestation) -> Vec<u8> {
                     }
                 })
                 .collect(),
+            artifact: m.artifact.as_ref().map(|x| ArtifactJson {
+                name: x.name.clone(),
+                digest: digest_set(&x.digest),
+                media_type: x.media_type.clone(),
+            }),
         },
         metadata: a.metadata.clone(),
         generator: Some(Generator {
@@ -345,6 +369,20 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
         });
     }
     let digest = one_digest(&m.digest, "model", SHA256)?;
+    let artifact = match m.artifact {
+        Some(x) => {
+            if x.name.is_empty() {
+                return Err(malformed("the model artifact has an empty name"));
+            }
+            let digest = one_digest(&x.digest, &format!("model artifact `{}`", x.name), SHA256)?;
+            Some(ModelArtifact {
+                name: x.name,
+                digest,
+                media_type: x.media_type,
+            })
+        }
+        None => None,
+    };
     let model = Model {
         name: m.name,
         digest,
@@ -352,6 +390,7 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
         method,
         ignore_paths,
         files,
+        artifact,
     };
     let recomputed = model.manifest().model_digest();
     if recomputed != Some(digest) {
@@ -365,6 +404,9 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
     let mut images_only: Vec<(String, Digest)> =
         images.iter().map(|i| (i.name.clone(), i.digest)).collect();
     let mut expected = images_only.clone();
+    if let Some(x) = &model.artifact {
+        expected.push((x.name.clone(), x.digest));
+    }
     expected.push((model.name.clone(), model.digest));
     let mut actual = Vec::with_capacity(st.subject.len());
     for s in &st.subject {
@@ -380,7 +422,7 @@ pub fn parse_statement(payload: &[u8]) -> Result<Attestation, Error> {
     actual.sort_by(order);
     if expected != actual && images_only != actual {
         return Err(malformed(
-            "the statement's subjects are not exactly its images and its model (or its images)",
+            "the statement's subjects are not exactly its images, its model artifact (if any) and its model (or only its images)",
         ));
     }
     Ok(Attestation {

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod artifact;
 mod format;
 mod role;
 
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+pub use artifact::{ArtifactFile, ModelArtifact};
 pub use format::{build_statement, parse_statement};
 pub use role::Role;
 use vouch_model::{
@@ -72,6 +74,8 @@ pub struct Model {
     pub ignore_paths: IgnoreSet,
     /// The files, in canonical order.
     pub files: Vec<ModelFile>,
+    /// The OCI artifact the files were read from (`vouch attest --model-artifact`), if any.
+    pub artifact: Option<ModelArtifact>,
 }
 
 impl Model {
@@ -107,6 +111,7 @@ impl Model {
             method: manifest.method,
             ignore_paths,
             files,
+            artifact: None,
         })
     }
 
@@ -185,6 +190,17 @@ pub enum Error {
     /// Reading or hashing the model failed.
     #[error(transparent)]
     Model(#[from] vouch_model::Error),
+    /// A model artifact's manifest lists files that cannot be a model.
+    #[error("the model artifact's manifest cannot be attested: {0}")]
+    Artifact(String),
+    /// The attestation was made for another model artifact, or for a model directory.
+    #[error("the attestation covers model artifact {found}, not {expected}")]
+    ArtifactMismatch {
+        /// The artifact digest checked.
+        expected: String,
+        /// What the attestation names (`name@digest`, or that it names no artifact).
+        found: String,
+    },
     /// The model on disk differs from the attestation.
     #[error("the model on disk does not match the attestation ({} difference{})", .0.len(), if .0.len() == 1 { "" } else { "s" })]
     Mismatch(Vec<RoledDifference>),
@@ -272,6 +288,25 @@ pub fn check_pin(attestation: &Verified<(Attestation, Signer)>, pin: &str) -> Re
             pinned: pin.to_owned(),
             attested: attested.to_string(),
         })
+    }
+}
+
+/// Check that the attestation was made for the model artifact `digest` (`sha256:<hex>`, the
+/// artifact's manifest digest).
+pub fn check_artifact(
+    attestation: &Verified<(Attestation, Signer)>,
+    digest: &str,
+) -> Result<(), Error> {
+    match &attestation.get().0.model.artifact {
+        Some(a) if digest.eq_ignore_ascii_case(&a.digest.to_string()) => Ok(()),
+        Some(a) => Err(Error::ArtifactMismatch {
+            expected: digest.to_owned(),
+            found: format!("{}@{}", a.name, a.digest),
+        }),
+        None => Err(Error::ArtifactMismatch {
+            expected: digest.to_owned(),
+            found: "none (it attests a model directory)".to_owned(),
+        }),
     }
 }
 

@@ -299,20 +299,15 @@ fn open_no_follow(root: &Path, entry: &FileEntry) -> Result<File> {
         })
 }
 
-fn hash_job(
-    root: &Path,
-    job: &Job<'_>,
-    algorithm: HashAlgorithm,
-    buffer: &mut [u8],
-    progress: Option<&Progress>,
-) -> Result<Resource> {
-    let entry = job.file;
+/// Open a file [`scan`](crate::scan) listed, as hashing does: never through a link
+/// (`O_NOFOLLOW`), and only if it is still a regular file of the size that was listed.
+/// Whoever reads it should check the size again at the end ([`Error::Changed`]).
+pub fn open_file(root: &Path, entry: &FileEntry) -> Result<File> {
     let file = open_no_follow(root, entry)?;
-    let io_err = |source| Error::Io {
+    let meta = file.metadata().map_err(|source| Error::Io {
         path: entry.path.to_string(),
         source,
-    };
-    let meta = file.metadata().map_err(io_err)?;
+    })?;
     if !meta.file_type().is_file() {
         return Err(Error::SpecialFile {
             path: entry.path.to_string(),
@@ -326,6 +321,22 @@ fn hash_job(
             actual: meta.len(),
         });
     }
+    Ok(file)
+}
+
+fn hash_job(
+    root: &Path,
+    job: &Job<'_>,
+    algorithm: HashAlgorithm,
+    buffer: &mut [u8],
+    progress: Option<&Progress>,
+) -> Result<Resource> {
+    let entry = job.file;
+    let file = open_file(root, entry)?;
+    let io_err = |source| Error::Io {
+        path: entry.path.to_string(),
+        source,
+    };
     let mut hasher = Hasher::new(algorithm);
     let mut offset = job.start;
     while offset < job.end {

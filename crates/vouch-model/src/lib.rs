@@ -25,7 +25,7 @@ mod path;
 mod walk;
 
 pub use error::{Error, Result};
-pub use hash::{Digest, HashAlgorithm, HashOptions, Method, Progress, hash_files};
+pub use hash::{Digest, HashAlgorithm, HashOptions, Method, Progress, hash_files, open_file};
 pub use manifest::{Difference, Manifest, Resource, diff};
 pub use path::{InvalidPath, ModelPath};
 pub use walk::{FileEntry, IgnoreSet, ScanOptions, scan, scan_file};

@@ -18,6 +18,7 @@ mod auth;
 mod blocking;
 mod error;
 pub mod layout;
+pub mod modelpack;
 mod reference;
 mod referrers;
 mod registry;

@@ -516,7 +516,7 @@ impl Registry {
 
     /// `PUT` a manifest (or index) at `at`; the registry's `OCI-Subject` answer, if any.
     /// Direct rather than through oci-client, which does not show the answer's headers.
-    async fn put_manifest(
+    pub(crate) async fn put_manifest(
         &self,
         at: &ImageReference,
         body: &[u8],
@@ -904,6 +904,163 @@ impl Registry {
                 reason: other.to_string(),
             },
         }
+    }
+}
+
+/// What `modelpack` needs of a registry: manifests and blobs by name, nothing about
+/// attestations.
+impl Registry {
+    pub(crate) async fn store_auth(&self) {
+        self.client
+            .store_auth_if_needed(&self.registry, &self.auth)
+            .await;
+    }
+
+    /// The manifest at `reference` (at most [`MAX_MANIFEST_BYTES`]), within the deadline.
+    pub(crate) async fn manifest_at(
+        &self,
+        reference: &ImageReference,
+        accept: &[&str],
+    ) -> Result<Vec<u8>> {
+        self.deadline(self.manifest(reference, accept, "manifest fetch"))
+            .await
+    }
+
+    pub(crate) async fn has_blob(&self, at: &ImageReference, digest: &str) -> Result<bool> {
+        self.client
+            .blob_exists(at.as_oci(), digest)
+            .await
+            .map_err(|e| self.error("blob lookup", &at.with_digest(digest).to_string(), e))
+    }
+
+    pub(crate) async fn put_blob(
+        &self,
+        at: &ImageReference,
+        bytes: Vec<u8>,
+        digest: &str,
+    ) -> Result<()> {
+        self.client
+            .push_blob(at.as_oci(), bytes, digest)
+            .await
+            .map(drop)
+            .map_err(|e| self.error("blob push", &at.with_digest(digest).to_string(), e))
+    }
+
+    /// Upload a blob whose digest is computed from the bytes as they are sent; returns the
+    /// digest and the size.
+    pub(crate) async fn put_blob_stream(
+        &self,
+        at: &ImageReference,
+        stream: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+        what: &str,
+    ) -> Result<(String, u64)> {
+        let stream =
+            stream.map(|r| r.map_err(|e| OciDistributionError::GenericError(Some(e.to_string()))));
+        self.client
+            .push_blob_stream_chunked(at.as_oci(), stream)
+            .await
+            .map(|r| (r.blob_digest, r.size))
+            .map_err(|e| self.error("blob push", &format!("{at} ({what})"), e))
+    }
+
+    /// Upload a blob of `size` bytes in one streamed `PATCH` (then `PUT ?digest=`), with the
+    /// digest known only when `stream` has ended (`digest` resolves then). For anonymous
+    /// registries only (the direct client carries no credentials); `Ok(None)` when the
+    /// registry wants a login, before anything was sent: then use [`Self::put_blob_stream`].
+    pub(crate) async fn put_blob_streamed(
+        &self,
+        at: &ImageReference,
+        stream: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
+        size: u64,
+        digest: impl Future<Output = Result<String>>,
+    ) -> Result<Option<String>> {
+        if !self.anonymous() || self.wants_token.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let client = match self.direct.get() {
+            Some(c) => c,
+            None => {
+                let c = self.direct_client()?;
+                self.direct.get_or_init(|| c)
+            }
+        };
+        let oci = at.as_oci();
+        let base = format!(
+            "{}://{}",
+            if self.plain { "http" } else { "https" },
+            oci.resolve_registry()
+        );
+        let origin = at.to_string();
+        let unreachable = |e: reqwest::Error| Error::Unreachable {
+            registry: self.registry.clone(),
+            reason: request_error_text(&e),
+        };
+        let failed = |what: &'static str, code: u16| Error::Registry {
+            registry: self.registry.clone(),
+            what,
+            reason: format!("HTTP {code} for {origin}"),
+        };
+        let location = |r: &reqwest::Response| -> Result<String> {
+            let l = r
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| Error::Registry {
+                    registry: self.registry.clone(),
+                    what: "blob upload",
+                    reason: "no Location header".to_owned(),
+                })?;
+            Ok(if l.starts_with('/') {
+                format!("{base}{l}")
+            } else {
+                l.to_owned()
+            })
+        };
+        let started = client
+            .post(format!("{base}/v2/{}/blobs/uploads/", oci.repository()))
+            .header(http::header::CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        match started.status().as_u16() {
+            202 => {}
+            401 => {
+                self.wants_token.store(true, Ordering::Relaxed);
+                return Ok(None);
+            }
+            403 => {
+                return Err(Error::Denied {
+                    registry: self.registry.clone(),
+                    reason: "blob upload: 403 Forbidden".to_owned(),
+                });
+            }
+            code => return Err(failed("blob upload", code)),
+        }
+        let upload = location(&started)?;
+        let sent = client
+            .patch(&upload)
+            .header(http::header::CONTENT_TYPE, "application/octet-stream")
+            .header(http::header::CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if sent.status().as_u16() != 202 {
+            return Err(failed("blob upload", sent.status().as_u16()));
+        }
+        let upload = location(&sent)?;
+        let digest = digest.await?;
+        let sep = if upload.contains('?') { '&' } else { '?' };
+        let done = client
+            .put(format!("{upload}{sep}digest={digest}"))
+            .header(http::header::CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if done.status().as_u16() != 201 {
+            return Err(failed("blob upload commit", done.status().as_u16()));
+        }
+        Ok(Some(digest))
     }
 }
 
