@@ -23,8 +23,13 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Allow plain HTTP to registries that are not on the loopback interface. Loopback
-    /// registries (`localhost`, `127.0.0.0/8`, `[::1]`) always use plain HTTP.
+    /// registries (`localhost`, `127.0.0.0/8`, `[::1]`) use plain HTTP unless `registry_ca`
+    /// is given.
     pub allow_insecure: bool,
+    /// CA certificates trusted for registries besides the system store (`--registry-ca`).
+    /// Given, every registry is spoken to over HTTPS, loopback ones too (unless
+    /// `allow_insecure`).
+    pub registry_ca: Option<RegistryCa>,
     /// Credentials to use; `None` reads the docker config for each registry.
     pub credentials: Option<Credentials>,
     /// Whether the docker config's credential helpers may be run (never by default).
@@ -37,10 +42,116 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             allow_insecure: false,
+            registry_ca: None,
             credentials: None,
             credential_helpers: crate::auth::Helpers::Never,
             timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// CA certificates from a PEM file (`--registry-ca FILE`), checked when read.
+#[derive(Clone)]
+pub struct RegistryCa {
+    path: String,
+    der: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RegistryCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RegistryCa({}, {} certificates)",
+            self.path,
+            self.der.len()
+        )
+    }
+}
+
+impl RegistryCa {
+    /// The certificates of the PEM file at `path`: at least one, each one parsing as X.509.
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        let fail = |reason: String| Error::RegistryCa {
+            path: shown.clone(),
+            reason,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        if !meta.is_file() || meta.len() > 4 << 20 {
+            return Err(fail("not a regular file of at most 4 MiB".to_owned()));
+        }
+        let pem = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        Self::from_pem(&shown, &pem)
+    }
+
+    /// The certificates of PEM text (`origin` names it in errors).
+    pub fn from_pem(origin: &str, pem: &[u8]) -> Result<Self> {
+        use rustls_pki_types::pem::PemObject as _;
+        let fail = |reason: String| Error::RegistryCa {
+            path: origin.to_owned(),
+            reason,
+        };
+        let mut der = Vec::new();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| fail(format!("not PEM: {e}")))?;
+            // What rustls does with a root: refuse here what it would refuse later.
+            webpki::anchor_from_trusted_cert(&cert).map_err(|e| {
+                fail(format!(
+                    "certificate {} is not a usable CA certificate: {e}",
+                    der.len() + 1
+                ))
+            })?;
+            der.push(cert.as_ref().to_vec());
+        }
+        if der.is_empty() {
+            return Err(fail(
+                "no `-----BEGIN CERTIFICATE-----` block in it".to_owned(),
+            ));
+        }
+        Ok(Self {
+            path: origin.to_owned(),
+            der,
+        })
+    }
+
+    fn reqwest(&self, registry: &str) -> Result<Vec<reqwest::Certificate>> {
+        self.der
+            .iter()
+            .map(|d| reqwest::Certificate::from_der(d).map_err(|e| setup_error(registry, &e)))
+            .collect()
+    }
+
+    fn oci(&self) -> Vec<Certificate> {
+        self.der
+            .iter()
+            .map(|d| Certificate {
+                encoding: CertificateEncoding::Der,
+                data: d.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Whether a default reqwest client can be built, that is, whether the system trust store
+/// holds any certificate; checked once per process.
+///
+/// oci-client builds one such client whatever its configuration says (`..Default::default()`
+/// in its `TryFrom<ClientConfig>`), through reqwest's `Client::new()`, which panics when
+/// there are no system roots. Checking first turns that abort into a typed error.
+fn system_roots(registry: &str) -> Result<()> {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        reqwest::Client::builder()
+            .build()
+            .map(drop)
+            .map_err(|e| request_error_text(&e))
+    });
+    match checked {
+        Ok(()) => Ok(()),
+        Err(text) if text.contains("No CA certificates") => Err(Error::NoTrustStore {
+            registry: registry.to_owned(),
+        }),
+        Err(text) => Err(setup_error(registry, text)),
     }
 }
 
@@ -91,6 +202,7 @@ pub struct Registry {
     /// on first use (at once for plain HTTP, where it loads no roots).
     direct: OnceLock<reqwest::Client>,
     plain: bool,
+    registry_ca: Option<RegistryCa>,
     /// The registry answered an anonymous read with 401: it wants a token handshake, so
     /// every later read goes through oci-client.
     wants_token: AtomicBool,
@@ -115,10 +227,17 @@ const IMAGE_TYPES: &[&str] = &[
 ];
 
 impl Registry {
+    /// Whether registry clients can be set up here: the system trust store must hold at
+    /// least one CA certificate (see [`Error::NoTrustStore`]), even for plain HTTP.
+    pub fn check_system_roots() -> Result<()> {
+        system_roots("*")
+    }
+
     /// A client for the registry of `reference`. No network traffic yet.
     pub fn for_reference(reference: &ImageReference, options: &Options) -> Result<Self> {
         let registry = reference.registry().to_owned();
-        let plain = reference.is_loopback() || options.allow_insecure;
+        let plain =
+            options.allow_insecure || (reference.is_loopback() && options.registry_ca.is_none());
         let protocol = if plain {
             ClientProtocol::HttpsExcept(vec![registry.clone()])
         } else {
@@ -142,13 +261,22 @@ impl Registry {
             tls_certs_only,
             connect_timeout: Some(options.timeout.min(Duration::from_secs(10))),
             read_timeout: Some(options.timeout),
+            extra_root_certificates: match (&options.registry_ca, plain) {
+                (Some(ca), false) => ca.oci(),
+                _ => Vec::new(),
+            },
             user_agent: concat!("vouch/", env!("CARGO_PKG_VERSION")),
             // Never pick a platform behind the caller's back: indexes are signed as indexes.
             platform_resolver: None,
             ..ClientConfig::default()
         };
-        let client =
-            oci_client::Client::try_from(config).map_err(|e| setup_error(&registry, &e))?;
+        system_roots(&registry)?;
+        let client = oci_client::Client::try_from(config).map_err(|e| match e {
+            OciDistributionError::RequestError(re) => {
+                setup_error(&registry, &request_error_text(&re))
+            }
+            other => setup_error(&registry, &other),
+        })?;
         let credentials = match &options.credentials {
             Some(c) => c.clone(),
             None => Credentials::from_docker_config(&registry, options.credential_helpers)?,
@@ -160,6 +288,7 @@ impl Registry {
             timeout: options.timeout,
             direct: OnceLock::new(),
             plain,
+            registry_ca: options.registry_ca.clone(),
             wants_token: AtomicBool::new(false),
         };
         // Cheap without roots: made now rather than by the first burst of lookups at once.
@@ -226,10 +355,7 @@ impl Registry {
             oci.repository(),
         );
         let origin = reference.to_string();
-        let unreachable = |e: reqwest::Error| Error::Unreachable {
-            registry: self.registry.clone(),
-            reason: request_error_text(&e),
-        };
+        let unreachable = |e: reqwest::Error| unreachable(&self.registry, &e);
         let mut response = client
             .get(&url)
             .header(http::header::ACCEPT, accept.join(", "))
@@ -272,8 +398,11 @@ impl Registry {
             let anchor = reqwest::Certificate::from_pem(NO_TRUST_ANCHOR)
                 .map_err(|e| setup_error(&self.registry, &e))?;
             b = b.tls_certs_only([anchor]);
+        } else if let Some(ca) = &self.registry_ca {
+            b = b.tls_certs_merge(ca.reqwest(&self.registry)?);
         }
-        b.build().map_err(|e| setup_error(&self.registry, &e))
+        b.build()
+            .map_err(|e| setup_error(&self.registry, &request_error_text(&e)))
     }
 
     /// The manifest at `reference` (tag or digest): digest, media type, size. A digest in
@@ -578,10 +707,7 @@ impl Registry {
     fn error(&self, what: &'static str, reference: &str, e: OciDistributionError) -> Error {
         let registry = self.registry.clone();
         match e {
-            OciDistributionError::RequestError(re) => Error::Unreachable {
-                registry,
-                reason: request_error_text(&re),
-            },
+            OciDistributionError::RequestError(re) => unreachable(&registry, &re),
             OciDistributionError::ImageManifestNotFoundError(_)
             | OciDistributionError::ServerError { code: 404, .. } => Error::NotFound {
                 reference: reference.to_owned(),
@@ -642,6 +768,22 @@ fn setup_error(registry: &str, e: &dyn std::fmt::Display) -> Error {
     }
 }
 
+/// A failed request: a refused TLS certificate, or an unreachable registry.
+fn unreachable(registry: &str, e: &reqwest::Error) -> Error {
+    let reason = request_error_text(e);
+    if reason.contains("invalid peer certificate") {
+        Error::Untrusted {
+            registry: registry.to_owned(),
+            reason,
+        }
+    } else {
+        Error::Unreachable {
+            registry: registry.to_owned(),
+            reason,
+        }
+    }
+}
+
 /// reqwest's top-level message hides the cause ("error sending request"); add its sources.
 fn request_error_text(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
@@ -678,5 +820,47 @@ fn manifest_media_type(bytes: &[u8]) -> Result<String, String> {
         Ok(OCI_MANIFEST.to_owned())
     } else {
         Err("neither an image manifest nor an index".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_ca_reads_pem_certificates() {
+        let ca = RegistryCa::from_pem("ca.pem", NO_TRUST_ANCHOR);
+        assert!(matches!(ca, Ok(ref c) if c.der.len() == 1), "{ca:?}");
+    }
+
+    #[test]
+    fn registry_ca_refuses_files_without_certificates() {
+        for bad in [
+            &b""[..],
+            b"not pem at all",
+            b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        ] {
+            let e = RegistryCa::from_pem("ca.pem", bad);
+            assert!(matches!(e, Err(Error::RegistryCa { .. })), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn registry_ca_refuses_a_certificate_that_does_not_parse() {
+        let e = RegistryCa::from_pem(
+            "ca.pem",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
+        assert!(matches!(e, Err(Error::RegistryCa { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn refused_certificates_are_untrusted_not_unreachable() {
+        let e = Error::Untrusted {
+            registry: "r".to_owned(),
+            reason: "invalid peer certificate: UnknownIssuer".to_owned(),
+        };
+        assert!(e.is_unreachable());
+        assert!(e.hint().is_some_and(|h| h.contains("--registry-ca")));
     }
 }
