@@ -373,10 +373,16 @@ impl Registry {
                 });
             }
             code => {
+                // What an HTTPS-only server answers a plain-HTTP request with.
+                let https = if code == 400 && self.plain {
+                    "; if the registry speaks HTTPS, pass `--registry-ca FILE` (its CA) to use HTTPS"
+                } else {
+                    ""
+                };
                 return Err(Error::Registry {
                     registry: self.registry.clone(),
                     what,
-                    reason: format!("HTTP {code} for {origin}"),
+                    reason: format!("HTTP {code} for {origin}{https}"),
                 });
             }
         }
