@@ -148,10 +148,22 @@ fn system_roots(registry: &str) -> Result<()> {
     });
     match checked {
         Ok(()) => Ok(()),
-        Err(text) if text.contains("No CA certificates") => Err(Error::NoTrustStore {
+        Err(text) => Err(setup_text_error(registry, text)),
+    }
+}
+
+/// A reqwest client that could not be built: no system roots, or another reason.
+fn build_error(registry: &str, e: &reqwest::Error) -> Error {
+    setup_text_error(registry, &request_error_text(e))
+}
+
+fn setup_text_error(registry: &str, text: &str) -> Error {
+    if text.contains("No CA certificates") {
+        Error::NoTrustStore {
             registry: registry.to_owned(),
-        }),
-        Err(text) => Err(setup_error(registry, text)),
+        }
+    } else {
+        setup_error(registry, &text)
     }
 }
 
@@ -194,7 +206,8 @@ pub struct FetchedAttestation {
 
 /// A client for one registry host.
 pub struct Registry {
-    client: oci_client::Client,
+    /// oci-client, built on first use (see [`Registry::oci`]).
+    client: OnceLock<oci_client::Client>,
     registry: String,
     auth: oci_client::secrets::RegistryAuth,
     timeout: Duration,
@@ -216,7 +229,7 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// A self-signed CA certificate whose key no longer exists (see `Registry::for_reference`).
+/// A self-signed CA certificate whose key no longer exists (see `Registry::oci`).
 const NO_TRUST_ANCHOR: &[u8] = include_bytes!("no-trust-anchor.pem");
 
 const IMAGE_TYPES: &[&str] = &[
@@ -238,51 +251,12 @@ impl Registry {
         let registry = reference.registry().to_owned();
         let plain =
             options.allow_insecure || (reference.is_loopback() && options.registry_ca.is_none());
-        let protocol = if plain {
-            ClientProtocol::HttpsExcept(vec![registry.clone()])
-        } else {
-            ClientProtocol::Https
-        };
-        // A plain-HTTP client never speaks TLS, so it needs no roots: give it one anchor whose
-        // private key was discarded when it was made. That keeps reqwest from loading every
-        // certificate under /etc/ssl/certs (about 300 files, most of the run time of
-        // `vouch verify --image` against a loopback registry), and a TLS connection it might
-        // make anyway could never be trusted.
-        let tls_certs_only = if plain {
-            vec![Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: NO_TRUST_ANCHOR.to_vec(),
-            }]
-        } else {
-            Vec::new()
-        };
-        let config = ClientConfig {
-            protocol,
-            tls_certs_only,
-            connect_timeout: Some(options.timeout.min(Duration::from_secs(10))),
-            read_timeout: Some(options.timeout),
-            extra_root_certificates: match (&options.registry_ca, plain) {
-                (Some(ca), false) => ca.oci(),
-                _ => Vec::new(),
-            },
-            user_agent: concat!("vouch/", env!("CARGO_PKG_VERSION")),
-            // Never pick a platform behind the caller's back: indexes are signed as indexes.
-            platform_resolver: None,
-            ..ClientConfig::default()
-        };
-        system_roots(&registry)?;
-        let client = oci_client::Client::try_from(config).map_err(|e| match e {
-            OciDistributionError::RequestError(re) => {
-                setup_error(&registry, &request_error_text(&re))
-            }
-            other => setup_error(&registry, &other),
-        })?;
         let credentials = match &options.credentials {
             Some(c) => c.clone(),
             None => Credentials::from_docker_config(&registry, options.credential_helpers)?,
         };
         let this = Self {
-            client,
+            client: OnceLock::new(),
             auth: credentials.to_auth(),
             registry,
             timeout: options.timeout,
@@ -296,6 +270,52 @@ impl Registry {
             let _ = this.direct.set(this.direct_client()?);
         }
         Ok(this)
+    }
+
+    /// The oci-client client, built on first use: anonymous reads of inline attestations
+    /// (the common case) never need it, and building it loads the system trust store.
+    fn oci(&self) -> Result<&oci_client::Client> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let registry = &self.registry;
+        let protocol = if self.plain {
+            ClientProtocol::HttpsExcept(vec![registry.clone()])
+        } else {
+            ClientProtocol::Https
+        };
+        // A plain-HTTP client never speaks TLS, so it needs no roots: give it one anchor whose
+        // private key was discarded when it was made. That keeps reqwest from loading every
+        // certificate under /etc/ssl/certs for it, and a TLS connection it might make anyway
+        // could never be trusted.
+        let tls_certs_only = if self.plain {
+            vec![Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: NO_TRUST_ANCHOR.to_vec(),
+            }]
+        } else {
+            Vec::new()
+        };
+        let config = ClientConfig {
+            protocol,
+            tls_certs_only,
+            extra_root_certificates: match (&self.registry_ca, self.plain) {
+                (Some(ca), false) => ca.oci(),
+                _ => Vec::new(),
+            },
+            connect_timeout: Some(self.timeout.min(Duration::from_secs(10))),
+            read_timeout: Some(self.timeout),
+            user_agent: concat!("vouch/", env!("CARGO_PKG_VERSION")),
+            // Never pick a platform behind the caller's back: indexes are signed as indexes.
+            platform_resolver: None,
+            ..ClientConfig::default()
+        };
+        system_roots(registry)?;
+        let client = oci_client::Client::try_from(config).map_err(|e| match e {
+            OciDistributionError::RequestError(re) => build_error(registry, &re),
+            other => setup_error(registry, &other),
+        })?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     fn anonymous(&self) -> bool {
@@ -321,7 +341,7 @@ impl Registry {
             }
         }
         let (bytes, _) = self
-            .client
+            .oci()?
             .pull_manifest_raw(reference.as_oci(), &self.auth, accept)
             .await
             .map_err(|e| self.error(what, &reference.to_string(), e))?;
@@ -407,8 +427,7 @@ impl Registry {
         } else if let Some(ca) = &self.registry_ca {
             b = b.tls_certs_merge(ca.reqwest(&self.registry)?);
         }
-        b.build()
-            .map_err(|e| setup_error(&self.registry, &request_error_text(&e)))
+        b.build().map_err(|e| build_error(&self.registry, &e))
     }
 
     /// The manifest at `reference` (tag or digest): digest, media type, size. A digest in
@@ -462,20 +481,20 @@ impl Registry {
             let manifest_digest = crate::sha256_digest(&manifest);
 
             // Blobs before the manifest that names them.
-            self.client
+            self.oci()?
                 .store_auth_if_needed(&self.registry, &self.auth)
                 .await;
             let config = referrers::EMPTY_CONFIG;
-            self.client
+            self.oci()?
                 .push_blob(r, config.to_vec(), &crate::sha256_digest(config))
                 .await
                 .map_err(|e| self.error("config blob push", &what, e))?;
-            self.client
+            self.oci()?
                 .push_blob(r, bundle.to_vec(), &layer.digest)
                 .await
                 .map_err(|e| self.error("bundle blob push", &what, e))?;
             let at = image.reference.with_digest(&manifest_digest);
-            self.client
+            self.oci()?
                 .push_manifest_raw(at.as_oci(), manifest.clone(), content_type(OCI_MANIFEST)?)
                 .await
                 .map_err(|e| self.error("artifact manifest push", &at.to_string(), e))?;
@@ -484,7 +503,7 @@ impl Registry {
             let tag = image.digest.replace(':', "-");
             let tagged = image.reference.with_tag(&tag);
             let existing = match self
-                .client
+                .oci()?
                 .pull_manifest_raw(tagged.as_oci(), &self.auth, &[OCI_INDEX])
                 .await
             {
@@ -507,7 +526,7 @@ impl Registry {
                         reason,
                     }
                 })?;
-            self.client
+            self.oci()?
                 .push_manifest_raw(tagged.as_oci(), index, content_type(OCI_INDEX)?)
                 .await
                 .map_err(|e| self.error("referrers index push", &tagged.to_string(), e))?;
@@ -537,7 +556,7 @@ impl Registry {
         };
         self.deadline(async {
             if !self.anonymous() {
-                self.client
+                self.oci()?
                     .store_auth_if_needed(&self.registry, &self.auth)
                     .await;
             }
@@ -556,7 +575,7 @@ impl Registry {
             let index = match self.referrers_api(image).await {
                 Err(Error::Denied { .. }) if self.anonymous() => {
                     // An (anonymous) token is wanted: let oci-client do the handshake.
-                    self.client
+                    self.oci()?
                         .store_auth_if_needed(&self.registry, &self.auth)
                         .await;
                     self.wants_token.store(true, Ordering::Relaxed);
@@ -572,7 +591,7 @@ impl Registry {
     /// The referrers API's index (oci-client reads the tag schema itself on a 404).
     async fn referrers_api(&self, image: &ImageReference) -> Result<Vec<u8>> {
         let index = self
-            .client
+            .oci()?
             .pull_referrers(image.as_oci(), Some(BUNDLE_MEDIA_TYPE))
             .await
             .map_err(|e| self.error("referrers lookup", &image.to_string(), e))?;
@@ -639,7 +658,7 @@ impl Registry {
         let origin = image.with_digest(&layer.digest).to_string();
         let descriptor = layer.digest.as_str();
         let mut stream = self
-            .client
+            .oci()?
             .pull_blob_stream(image.as_oci(), &descriptor)
             .await
             .map_err(|e| self.error("bundle fetch", &origin, e))?
