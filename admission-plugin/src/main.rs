@@ -63,6 +63,10 @@ struct Args {
     /// Allow plain HTTP to registries that are not on the loopback interface.
     #[arg(long, env = "VOUCH_ALLOW_INSECURE_REGISTRY")]
     allow_insecure_registry: bool,
+    /// PEM file of CA certificates trusted for registries besides the system store;
+    /// loopback registries are then spoken to over HTTPS too.
+    #[arg(long, env = "VOUCH_REGISTRY_CA", value_name = "FILE")]
+    registry_ca: Option<PathBuf>,
     /// Answer every review within this time (keep it below the webhook's timeoutSeconds).
     #[arg(long, default_value = "8s", value_parser = parse_duration, value_name = "DURATION")]
     deadline: Duration,
@@ -171,11 +175,24 @@ async fn run(args: Args) -> Result<(), String> {
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let metrics = Arc::new(metrics::Metrics::default());
     certs.spawn_watch(metrics.clone(), args.tls_reload_interval);
+    let with_hint = |e: vouch_oci::Error| {
+        let hint = e.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default();
+        format!("{e}{hint}")
+    };
+    let registry_ca = match &args.registry_ca {
+        Some(p) => Some(vouch_oci::RegistryCa::from_file(p).map_err(with_hint)?),
+        None => None,
+    };
+    if args.attestation_dir.is_none() {
+        // Fail at start, not at the first review, when no registry client can be set up.
+        vouch_oci::Registry::check_system_roots().map_err(with_hint)?;
+    }
     let source: Arc<dyn source::AttestationSource> = match &args.attestation_dir {
         Some(dir) => Arc::new(source::DirSource { dir: dir.clone() }),
         None => Arc::new(source::RegistrySource::new(
             vouch_oci::Options {
                 allow_insecure: args.allow_insecure_registry,
+                registry_ca,
                 credentials: None,
                 credential_helpers: vouch_oci::Helpers::Never,
                 timeout: args.deadline,

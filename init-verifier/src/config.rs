@@ -46,6 +46,10 @@ pub struct Args {
     /// Allow plain HTTP to a registry that is not on the loopback interface.
     #[arg(long, env = "VOUCH_ALLOW_INSECURE_REGISTRY", hide_env_values = true)]
     pub allow_insecure_registry: bool,
+    /// PEM file of CA certificates trusted for the registry besides the system store;
+    /// loopback registries are then spoken to over HTTPS too.
+    #[arg(long, env = "VOUCH_REGISTRY_CA", value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
     /// PEM public key of the signer.
     #[arg(long, env = "VOUCH_KEY", hide_env_values = true, value_name = "PUB")]
     pub key: Option<PathBuf>,
@@ -119,6 +123,7 @@ pub enum Source {
     Registry {
         image: vouch_oci::ImageReference,
         allow_insecure: bool,
+        registry_ca: Option<vouch_oci::RegistryCa>,
     },
 }
 
@@ -202,6 +207,13 @@ impl TryFrom<Args> for Config {
             (None, Some(image)) => Source::Registry {
                 image,
                 allow_insecure: a.allow_insecure_registry,
+                registry_ca: match &a.registry_ca {
+                    Some(p) => Some(vouch_oci::RegistryCa::from_file(p).map_err(|e| {
+                        let hint = e.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default();
+                        Failure::Undecided(format!("{e}{hint}"))
+                    })?),
+                    None => None,
+                },
             },
             (None, None) => {
                 return Err(usage(

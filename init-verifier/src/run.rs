@@ -143,13 +143,18 @@ fn candidates(source: &Source) -> Result<Vec<(String, Vec<u8>)>, Failure> {
         Source::Registry {
             image,
             allow_insecure,
+            registry_ca,
         } => {
             let options = vouch_oci::Options {
                 allow_insecure: *allow_insecure,
+                registry_ca: registry_ca.clone(),
                 ..Default::default()
             };
-            let registry = vouch_oci::BlockingRegistry::for_reference(image, &options)
-                .map_err(|e| Failure::Undecided(e.to_string()))?;
+            let registry =
+                vouch_oci::BlockingRegistry::for_reference(image, &options).map_err(|e| {
+                    let hint = e.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default();
+                    Failure::Undecided(format!("{e}{hint}"))
+                })?;
             let found = registry.fetch_attestations(image).map_err(|e| {
                 Failure::Undecided(format!(
                     "cannot fetch the attestations of {image}: {e}{}",

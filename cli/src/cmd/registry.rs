@@ -57,6 +57,10 @@ pub fn options(args: &RegistryArgs) -> Result<Options> {
     };
     Ok(Options {
         allow_insecure: args.allow_insecure_registry,
+        registry_ca: match &args.registry_ca {
+            Some(p) => Some(vouch_oci::RegistryCa::from_file(p)?),
+            None => None,
+        },
         credentials,
         // On the command line, as docker and skopeo do; the verifiers in the cluster never.
         credential_helpers: vouch_oci::Helpers::Run,

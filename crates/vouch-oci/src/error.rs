@@ -16,6 +16,17 @@ pub enum Error {
     /// The registry could not be reached (connection refused, DNS, TLS, timeout).
     #[error("registry `{registry}` is unreachable: {reason}")]
     Unreachable { registry: String, reason: String },
+    /// The registry's TLS certificate was refused (unknown CA, wrong host name, expired).
+    #[error("registry `{registry}`: its TLS certificate is not trusted: {reason}")]
+    Untrusted { registry: String, reason: String },
+    /// There are no CA certificates to set up a registry client with.
+    #[error(
+        "no CA certificates were loaded from the system trust store (SSL_CERT_FILE, SSL_CERT_DIR, else /etc/ssl/certs): cannot set up the client for registry `{registry}`"
+    )]
+    NoTrustStore { registry: String },
+    /// The `--registry-ca` file cannot be used.
+    #[error("registry CA file `{path}`: {reason}")]
+    RegistryCa { path: String, reason: String },
     /// The registry answered that the manifest or blob does not exist.
     #[error("`{reference}` was not found in the registry")]
     NotFound { reference: String },
@@ -48,10 +59,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the registry was unreachable (or timed out): "could not decide", never "absent".
+    /// Whether the registry was unreachable (or timed out, or could not be spoken to over
+    /// TLS): "could not decide", never "absent".
     #[must_use]
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, Self::Unreachable { .. })
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Untrusted { .. } | Self::NoTrustStore { .. }
+        )
     }
 
     /// A short instruction that usually fixes the problem.
@@ -73,6 +88,18 @@ impl Error {
             Self::Unreachable { registry, .. } => Some(format!(
                 "check that `{registry}` is up and reachable from here; nothing was verified"
             )),
+            Self::Untrusted { .. } => Some(
+                "pass the CA certificate that signed the registry's certificate with `--registry-ca FILE` (vouch-init: VOUCH_REGISTRY_CA), or add it to the system trust store; nothing was verified"
+                    .to_owned(),
+            ),
+            Self::NoTrustStore { .. } => Some(
+                "install CA certificates (Debian: `ca-certificates`, /etc/ssl/certs/ca-certificates.crt; vouch's images ship them), or point SSL_CERT_FILE at a PEM file of CA certificates (the registry's CA will do)"
+                    .to_owned(),
+            ),
+            Self::RegistryCa { .. } => Some(
+                "`--registry-ca` takes a PEM file with the CA certificate(s) that signed the registry's TLS certificate (`-----BEGIN CERTIFICATE-----` blocks)"
+                    .to_owned(),
+            ),
             Self::Denied { .. } => Some(
                 "log in (`docker login` / `skopeo login`, read from ~/.docker/config.json or $DOCKER_CONFIG) or pass --registry-username and VOUCH_REGISTRY_PASSWORD; vouch-init and the webhook read only `auths` entries (a `kubectl create secret docker-registry` Secret), never credential helpers"
                     .to_owned(),

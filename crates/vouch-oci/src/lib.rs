@@ -30,7 +30,9 @@ pub use reference::ImageReference;
 pub use referrers::{
     Descriptor, artifact_manifest, attestation_annotations, merge_into_index, select_attestations,
 };
-pub use registry::{FetchedAttestation, Options, PushedAttestation, Registry, ResolvedImage};
+pub use registry::{
+    FetchedAttestation, Options, PushedAttestation, Registry, RegistryCa, ResolvedImage,
+};
 
 /// The Sigstore bundle media type: the artifact type and layer type of stored attestations.
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";

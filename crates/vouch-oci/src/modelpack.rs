@@ -290,7 +290,7 @@ async fn push_async(
     name: &str,
     files: Vec<PushFile>,
 ) -> Result<PushedModel> {
-    registry.store_auth().await;
+    registry.store_auth().await?;
     // What the tag holds now: the candidates for skipping.
     let previous: BTreeMap<(String, u64), String> =
         match registry.manifest_at(target, &[OCI_MANIFEST]).await {

@@ -24,8 +24,13 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Allow plain HTTP to registries that are not on the loopback interface. Loopback
-    /// registries (`localhost`, `127.0.0.0/8`, `[::1]`) always use plain HTTP.
+    /// registries (`localhost`, `127.0.0.0/8`, `[::1]`) use plain HTTP unless `registry_ca`
+    /// is given.
     pub allow_insecure: bool,
+    /// CA certificates trusted for registries besides the system store (`--registry-ca`).
+    /// Given, every registry is spoken to over HTTPS, loopback ones too (unless
+    /// `allow_insecure`).
+    pub registry_ca: Option<RegistryCa>,
     /// Credentials to use; `None` reads the docker config for each registry.
     pub credentials: Option<Credentials>,
     /// Whether the docker config's credential helpers may be run (never by default).
@@ -38,10 +43,128 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             allow_insecure: false,
+            registry_ca: None,
             credentials: None,
             credential_helpers: crate::auth::Helpers::Never,
             timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// CA certificates from a PEM file (`--registry-ca FILE`), checked when read.
+#[derive(Clone)]
+pub struct RegistryCa {
+    path: String,
+    der: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RegistryCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RegistryCa({}, {} certificates)",
+            self.path,
+            self.der.len()
+        )
+    }
+}
+
+impl RegistryCa {
+    /// The certificates of the PEM file at `path`: at least one, each one parsing as X.509.
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        let shown = path.display().to_string();
+        let fail = |reason: String| Error::RegistryCa {
+            path: shown.clone(),
+            reason,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        if !meta.is_file() || meta.len() > 4 << 20 {
+            return Err(fail("not a regular file of at most 4 MiB".to_owned()));
+        }
+        let pem = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        Self::from_pem(&shown, &pem)
+    }
+
+    /// The certificates of PEM text (`origin` names it in errors).
+    pub fn from_pem(origin: &str, pem: &[u8]) -> Result<Self> {
+        use rustls_pki_types::pem::PemObject as _;
+        let fail = |reason: String| Error::RegistryCa {
+            path: origin.to_owned(),
+            reason,
+        };
+        let mut der = Vec::new();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| fail(format!("not PEM: {e}")))?;
+            // What rustls does with a root: refuse here what it would refuse later.
+            webpki::anchor_from_trusted_cert(&cert).map_err(|e| {
+                fail(format!(
+                    "certificate {} is not a usable CA certificate: {e}",
+                    der.len() + 1
+                ))
+            })?;
+            der.push(cert.as_ref().to_vec());
+        }
+        if der.is_empty() {
+            return Err(fail(
+                "no `-----BEGIN CERTIFICATE-----` block in it".to_owned(),
+            ));
+        }
+        Ok(Self {
+            path: origin.to_owned(),
+            der,
+        })
+    }
+
+    fn reqwest(&self, registry: &str) -> Result<Vec<reqwest::Certificate>> {
+        self.der
+            .iter()
+            .map(|d| reqwest::Certificate::from_der(d).map_err(|e| setup_error(registry, &e)))
+            .collect()
+    }
+
+    fn oci(&self) -> Vec<Certificate> {
+        self.der
+            .iter()
+            .map(|d| Certificate {
+                encoding: CertificateEncoding::Der,
+                data: d.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Whether a default reqwest client can be built, that is, whether the system trust store
+/// holds any certificate; checked once per process.
+///
+/// oci-client builds one such client whatever its configuration says (`..Default::default()`
+/// in its `TryFrom<ClientConfig>`), through reqwest's `Client::new()`, which panics when
+/// there are no system roots. Checking first turns that abort into a typed error.
+fn system_roots(registry: &str) -> Result<()> {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        reqwest::Client::builder()
+            .build()
+            .map(drop)
+            .map_err(|e| request_error_text(&e))
+    });
+    match checked {
+        Ok(()) => Ok(()),
+        Err(text) => Err(setup_text_error(registry, text)),
+    }
+}
+
+/// A reqwest client that could not be built: no system roots, or another reason.
+fn build_error(registry: &str, e: &reqwest::Error) -> Error {
+    setup_text_error(registry, &request_error_text(e))
+}
+
+fn setup_text_error(registry: &str, text: &str) -> Error {
+    if text.contains("No CA certificates") {
+        Error::NoTrustStore {
+            registry: registry.to_owned(),
+        }
+    } else {
+        setup_error(registry, &text)
     }
 }
 
@@ -85,7 +208,8 @@ pub struct FetchedAttestation {
 
 /// A client for one registry host.
 pub struct Registry {
-    client: oci_client::Client,
+    /// oci-client, built on first use (see [`Registry::oci`]).
+    client: OnceLock<oci_client::Client>,
     registry: String,
     auth: oci_client::secrets::RegistryAuth,
     timeout: Duration,
@@ -93,6 +217,7 @@ pub struct Registry {
     /// on first use (at once for plain HTTP, where it loads no roots).
     direct: OnceLock<reqwest::Client>,
     plain: bool,
+    registry_ca: Option<RegistryCa>,
     /// The registry answered an anonymous read with 401: it wants a token handshake, so
     /// every later read goes through oci-client.
     wants_token: AtomicBool,
@@ -134,7 +259,7 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// A self-signed CA certificate whose key no longer exists (see `Registry::for_reference`).
+/// A self-signed CA certificate whose key no longer exists (see `Registry::oci`).
 const NO_TRUST_ANCHOR: &[u8] = include_bytes!("no-trust-anchor.pem");
 
 const IMAGE_TYPES: &[&str] = &[
@@ -145,21 +270,57 @@ const IMAGE_TYPES: &[&str] = &[
 ];
 
 impl Registry {
+    /// Whether registry clients can be set up here: the system trust store must hold at
+    /// least one CA certificate (see [`Error::NoTrustStore`]), even for plain HTTP.
+    pub fn check_system_roots() -> Result<()> {
+        system_roots("*")
+    }
+
     /// A client for the registry of `reference`. No network traffic yet.
     pub fn for_reference(reference: &ImageReference, options: &Options) -> Result<Self> {
         let registry = reference.registry().to_owned();
-        let plain = reference.is_loopback() || options.allow_insecure;
-        let protocol = if plain {
+        let plain =
+            options.allow_insecure || (reference.is_loopback() && options.registry_ca.is_none());
+        let credentials = match &options.credentials {
+            Some(c) => c.clone(),
+            None => Credentials::from_docker_config(&registry, options.credential_helpers)?,
+        };
+        let this = Self {
+            client: OnceLock::new(),
+            auth: credentials.to_auth(),
+            registry,
+            timeout: options.timeout,
+            direct: OnceLock::new(),
+            plain,
+            registry_ca: options.registry_ca.clone(),
+            wants_token: AtomicBool::new(false),
+            referrers_api: AtomicU8::new(API_UNKNOWN),
+            tokens: Mutex::new(HashMap::new()),
+        };
+        // Cheap without roots: made now rather than by the first burst of lookups at once.
+        if plain && this.anonymous() {
+            let _ = this.direct.set(this.direct_client()?);
+        }
+        Ok(this)
+    }
+
+    /// The oci-client client, built on first use: anonymous reads of inline attestations
+    /// (the common case) never need it, and building it loads the system trust store.
+    fn oci(&self) -> Result<&oci_client::Client> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let registry = &self.registry;
+        let protocol = if self.plain {
             ClientProtocol::HttpsExcept(vec![registry.clone()])
         } else {
             ClientProtocol::Https
         };
         // A plain-HTTP client never speaks TLS, so it needs no roots: give it one anchor whose
         // private key was discarded when it was made. That keeps reqwest from loading every
-        // certificate under /etc/ssl/certs (about 300 files, most of the run time of
-        // `vouch verify --image` against a loopback registry), and a TLS connection it might
-        // make anyway could never be trusted.
-        let tls_certs_only = if plain {
+        // certificate under /etc/ssl/certs for it, and a TLS connection it might make anyway
+        // could never be trusted.
+        let tls_certs_only = if self.plain {
             vec![Certificate {
                 encoding: CertificateEncoding::Pem,
                 data: NO_TRUST_ANCHOR.to_vec(),
@@ -170,35 +331,23 @@ impl Registry {
         let config = ClientConfig {
             protocol,
             tls_certs_only,
-            connect_timeout: Some(options.timeout.min(Duration::from_secs(10))),
-            read_timeout: Some(options.timeout),
+            extra_root_certificates: match (&self.registry_ca, self.plain) {
+                (Some(ca), false) => ca.oci(),
+                _ => Vec::new(),
+            },
+            connect_timeout: Some(self.timeout.min(Duration::from_secs(10))),
+            read_timeout: Some(self.timeout),
             user_agent: concat!("vouch/", env!("CARGO_PKG_VERSION")),
             // Never pick a platform behind the caller's back: indexes are signed as indexes.
             platform_resolver: None,
             ..ClientConfig::default()
         };
-        let client =
-            oci_client::Client::try_from(config).map_err(|e| setup_error(&registry, &e))?;
-        let credentials = match &options.credentials {
-            Some(c) => c.clone(),
-            None => Credentials::from_docker_config(&registry, options.credential_helpers)?,
-        };
-        let this = Self {
-            client,
-            auth: credentials.to_auth(),
-            registry,
-            timeout: options.timeout,
-            direct: OnceLock::new(),
-            plain,
-            wants_token: AtomicBool::new(false),
-            referrers_api: AtomicU8::new(API_UNKNOWN),
-            tokens: Mutex::new(HashMap::new()),
-        };
-        // Cheap without roots: made now rather than by the first burst of lookups at once.
-        if plain && this.anonymous() {
-            let _ = this.direct.set(this.direct_client()?);
-        }
-        Ok(this)
+        system_roots(registry)?;
+        let client = oci_client::Client::try_from(config).map_err(|e| match e {
+            OciDistributionError::RequestError(re) => build_error(registry, &re),
+            other => setup_error(registry, &other),
+        })?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     fn anonymous(&self) -> bool {
@@ -224,7 +373,7 @@ impl Registry {
             }
         }
         let (bytes, _) = self
-            .client
+            .oci()?
             .pull_manifest_raw(reference.as_oci(), &self.auth, accept)
             .await
             .map_err(|e| self.error(what, &reference.to_string(), e))?;
@@ -246,10 +395,7 @@ impl Registry {
             .unwrap_or("latest");
         let url = format!("{}/manifests/{at}", self.repository_url(reference));
         let origin = reference.to_string();
-        let unreachable = |e: reqwest::Error| Error::Unreachable {
-            registry: self.registry.clone(),
-            reason: request_error_text(&e),
-        };
+        let unreachable = |e: reqwest::Error| unreachable(&self.registry, &e);
         let mut response = client
             .get(&url)
             .header(http::header::ACCEPT, accept.join(", "))
@@ -267,10 +413,16 @@ impl Registry {
                 });
             }
             code => {
+                // What an HTTPS-only server answers a plain-HTTP request with.
+                let https = if code == 400 && self.plain {
+                    "; if the registry speaks HTTPS, pass `--registry-ca FILE` (its CA) to use HTTPS"
+                } else {
+                    ""
+                };
                 return Err(Error::Registry {
                     registry: self.registry.clone(),
                     what,
-                    reason: format!("HTTP {code} for {origin}"),
+                    reason: format!("HTTP {code} for {origin}{https}"),
                 });
             }
         }
@@ -365,7 +517,7 @@ impl Registry {
         }
         let asked = Instant::now();
         let value = match self
-            .client
+            .oci()?
             .auth(reference.as_oci(), &self.auth, operation)
             .await
         {
@@ -398,8 +550,10 @@ impl Registry {
             let anchor = reqwest::Certificate::from_pem(NO_TRUST_ANCHOR)
                 .map_err(|e| setup_error(&self.registry, &e))?;
             b = b.tls_certs_only([anchor]);
+        } else if let Some(ca) = &self.registry_ca {
+            b = b.tls_certs_merge(ca.reqwest(&self.registry)?);
         }
-        b.build().map_err(|e| setup_error(&self.registry, &e))
+        b.build().map_err(|e| build_error(&self.registry, &e))
     }
 
     /// The manifest at `reference` (tag or digest): digest, media type, size. A digest in
@@ -457,15 +611,15 @@ impl Registry {
             let manifest_digest = crate::sha256_digest(&manifest);
 
             // Blobs before the manifest that names them.
-            self.client
+            self.oci()?
                 .store_auth_if_needed(&self.registry, &self.auth)
                 .await;
             let config = referrers::EMPTY_CONFIG;
-            self.client
+            self.oci()?
                 .push_blob(r, config.to_vec(), &crate::sha256_digest(config))
                 .await
                 .map_err(|e| self.error("config blob push", &what, e))?;
-            self.client
+            self.oci()?
                 .push_blob(r, bundle.to_vec(), &layer.digest)
                 .await
                 .map_err(|e| self.error("bundle blob push", &what, e))?;
@@ -585,7 +739,7 @@ impl Registry {
         };
         self.deadline(async {
             if !self.anonymous() {
-                self.client
+                self.oci()?
                     .store_auth_if_needed(&self.registry, &self.auth)
                     .await;
             }
@@ -777,7 +931,7 @@ impl Registry {
         let origin = image.with_digest(&layer.digest).to_string();
         let descriptor = layer.digest.as_str();
         let mut stream = self
-            .client
+            .oci()?
             .pull_blob_stream(image.as_oci(), &descriptor)
             .await
             .map_err(|e| self.error("bundle fetch", &origin, e))?
@@ -851,10 +1005,7 @@ impl Registry {
     fn error(&self, what: &'static str, reference: &str, e: OciDistributionError) -> Error {
         let registry = self.registry.clone();
         match e {
-            OciDistributionError::RequestError(re) => Error::Unreachable {
-                registry,
-                reason: request_error_text(&re),
-            },
+            OciDistributionError::RequestError(re) => unreachable(&registry, &re),
             OciDistributionError::ImageManifestNotFoundError(_)
             | OciDistributionError::ServerError { code: 404, .. } => Error::NotFound {
                 reference: reference.to_owned(),
@@ -910,10 +1061,11 @@ impl Registry {
 /// What `modelpack` needs of a registry: manifests and blobs by name, nothing about
 /// attestations.
 impl Registry {
-    pub(crate) async fn store_auth(&self) {
-        self.client
+    pub(crate) async fn store_auth(&self) -> Result<()> {
+        self.oci()?
             .store_auth_if_needed(&self.registry, &self.auth)
             .await;
+        Ok(())
     }
 
     /// The manifest at `reference` (at most [`MAX_MANIFEST_BYTES`]), within the deadline.
@@ -927,7 +1079,7 @@ impl Registry {
     }
 
     pub(crate) async fn has_blob(&self, at: &ImageReference, digest: &str) -> Result<bool> {
-        self.client
+        self.oci()?
             .blob_exists(at.as_oci(), digest)
             .await
             .map_err(|e| self.error("blob lookup", &at.with_digest(digest).to_string(), e))
@@ -939,7 +1091,7 @@ impl Registry {
         bytes: Vec<u8>,
         digest: &str,
     ) -> Result<()> {
-        self.client
+        self.oci()?
             .push_blob(at.as_oci(), bytes, digest)
             .await
             .map(drop)
@@ -956,7 +1108,7 @@ impl Registry {
     ) -> Result<(String, u64)> {
         let stream =
             stream.map(|r| r.map_err(|e| OciDistributionError::GenericError(Some(e.to_string()))));
-        self.client
+        self.oci()?
             .push_blob_stream_chunked(at.as_oci(), stream)
             .await
             .map(|r| (r.blob_digest, r.size))
@@ -1072,6 +1224,22 @@ fn setup_error(registry: &str, e: &dyn std::fmt::Display) -> Error {
     }
 }
 
+/// A failed request: a refused TLS certificate, or an unreachable registry.
+fn unreachable(registry: &str, e: &reqwest::Error) -> Error {
+    let reason = request_error_text(e);
+    if reason.contains("invalid peer certificate") {
+        Error::Untrusted {
+            registry: registry.to_owned(),
+            reason,
+        }
+    } else {
+        Error::Unreachable {
+            registry: registry.to_owned(),
+            reason,
+        }
+    }
+}
+
 /// reqwest's top-level message hides the cause ("error sending request"); add its sources.
 fn request_error_text(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
@@ -1113,5 +1281,47 @@ fn manifest_media_type(bytes: &[u8]) -> Result<String, String> {
         Ok(OCI_MANIFEST.to_owned())
     } else {
         Err("neither an image manifest nor an index".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_ca_reads_pem_certificates() {
+        let ca = RegistryCa::from_pem("ca.pem", NO_TRUST_ANCHOR);
+        assert!(matches!(ca, Ok(ref c) if c.der.len() == 1), "{ca:?}");
+    }
+
+    #[test]
+    fn registry_ca_refuses_files_without_certificates() {
+        for bad in [
+            &b""[..],
+            b"not pem at all",
+            b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        ] {
+            let e = RegistryCa::from_pem("ca.pem", bad);
+            assert!(matches!(e, Err(Error::RegistryCa { .. })), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn registry_ca_refuses_a_certificate_that_does_not_parse() {
+        let e = RegistryCa::from_pem(
+            "ca.pem",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
+        assert!(matches!(e, Err(Error::RegistryCa { .. })), "{e:?}");
+    }
+
+    #[test]
+    fn refused_certificates_are_untrusted_not_unreachable() {
+        let e = Error::Untrusted {
+            registry: "r".to_owned(),
+            reason: "invalid peer certificate: UnknownIssuer".to_owned(),
+        };
+        assert!(e.is_unreachable());
+        assert!(e.hint().is_some_and(|h| h.contains("--registry-ca")));
     }
 }
