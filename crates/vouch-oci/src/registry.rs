@@ -466,10 +466,7 @@ impl Registry {
         request: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response> {
         let client = self.direct()?;
-        let unreachable = |e: reqwest::Error| Error::Unreachable {
-            registry: self.registry.clone(),
-            reason: request_error_text(&e),
-        };
+        let unreachable = |e: reqwest::Error| unreachable(&self.registry, &e);
         if self.anonymous() && !self.wants_token.load(Ordering::Relaxed) {
             let response = request(client).send().await.map_err(unreachable)?;
             if response.status() != http::StatusCode::UNAUTHORIZED {
@@ -839,10 +836,11 @@ impl Registry {
                 })?
                 .flatten();
             let mut bytes = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| Error::Unreachable {
-                registry: self.registry.clone(),
-                reason: request_error_text(&e),
-            })? {
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| unreachable(&self.registry, &e))?
+            {
                 bytes.extend_from_slice(&chunk);
                 Self::small(&bytes, &origin)?;
             }
@@ -1143,10 +1141,7 @@ impl Registry {
             oci.resolve_registry()
         );
         let origin = at.to_string();
-        let unreachable = |e: reqwest::Error| Error::Unreachable {
-            registry: self.registry.clone(),
-            reason: request_error_text(&e),
-        };
+        let unreachable = |e: reqwest::Error| unreachable(&self.registry, &e);
         let failed = |what: &'static str, code: u16| Error::Registry {
             registry: self.registry.clone(),
             what,
