@@ -298,6 +298,7 @@ pub fn verify(
     let text =
         std::str::from_utf8(bundle_json).map_err(|e| Error::Bundle(format!("not UTF-8: {e}")))?;
     let bundle = Bundle::from_json(text).map_err(|e| Error::Bundle(e.to_string()))?;
+    refuse_root_in_chain(&bundle)?;
     let signed_with_key = matches!(
         bundle.verification_material.content,
         VerificationMaterialContent::PublicKey(_)
@@ -366,6 +367,35 @@ pub fn verify(
         tlog_verified: result.tlog_verified(),
         statement,
     })
+}
+
+/// A bundle's certificate chain (v0.1/v0.2 `x509CertificateChain`) may hold the signing
+/// certificate and intermediates, but MUST NOT hold a root (Sigstore bundle spec;
+/// sigstore-conformance `bundle-with-root-cert_fail`): the root comes from the trusted root
+/// only. `sigstore-verify` ignores the rest of the chain and accepted such a bundle, so a
+/// self-issued certificate (subject = issuer, which every root is) is refused here. An
+/// unparsable certificate is left to the verifier to reject.
+fn refuse_root_in_chain(bundle: &Bundle) -> Result<(), Error> {
+    use x509_cert::der::Decode as _;
+    let VerificationMaterialContent::X509CertificateChain { certificates } =
+        &bundle.verification_material.content
+    else {
+        return Ok(());
+    };
+    for (i, cert) in certificates.iter().enumerate() {
+        let Ok(parsed) = x509_cert::Certificate::from_der(cert.raw_bytes.as_bytes()) else {
+            continue;
+        };
+        let tbs = &parsed.tbs_certificate;
+        if tbs.subject == tbs.issuer {
+            return Err(Error::Bundle(format!(
+                "its certificate chain holds a root certificate (`{}`, position {}); a bundle may carry the signing certificate and intermediates only, the root comes from the trusted root",
+                tbs.subject,
+                i + 1
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Verify a DSSE bundle carrying an in-toto statement, whatever its subjects: the artifact
