@@ -82,6 +82,7 @@ impl From<vouch_model::Error> for Failure {
                 Failure::rejected(&e)
             }
             E::Changed { .. } => Failure::rejected(&e).hint("something is writing to the model; hash it once it is complete"),
+            E::EmptyModel { .. } => Failure::rejected(&e).hint("check the model directory, and what `--ignore-paths` leaves out"),
             _ => Failure::undecided(&e),
         }
     }
