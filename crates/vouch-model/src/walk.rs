@@ -8,6 +8,8 @@ use crate::error::{Error, Result};
 use crate::path::ModelPath;
 
 /// Paths left out of a model: a path is ignored when it equals an entry or lies below it.
+/// The entries are kept sorted, so two sets with the same entries are equal whatever order
+/// they were added in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IgnoreSet(Vec<ModelPath>);
 
@@ -24,8 +26,8 @@ impl IgnoreSet {
 
     /// Add a path (a file, or a directory and everything below it).
     pub fn insert(&mut self, path: ModelPath) {
-        if !self.0.contains(&path) {
-            self.0.push(path);
+        if let Err(at) = self.0.binary_search(&path) {
+            self.0.insert(at, path);
         }
     }
 
@@ -45,9 +47,7 @@ impl IgnoreSet {
 
     /// The entries, sorted.
     pub fn paths(&self) -> Vec<&ModelPath> {
-        let mut v: Vec<_> = self.0.iter().collect();
-        v.sort();
-        v
+        self.0.iter().collect()
     }
 
     /// True when nothing is ignored.
@@ -234,6 +234,26 @@ mod tests {
         // Only the top-level `.git` is ignored, as in model-signing.
         assert_eq!(names(&files), ["a/.git/y", "a/b", "a b", "a.b"]);
         assert_eq!(files[2].size, 2);
+    }
+
+    /// Found by the `statement` fuzz target: an OMS statement whose `ignore_paths` were not
+    /// sorted parsed to a set unequal to the same set written back by vouch.
+    #[test]
+    fn ignore_sets_with_the_same_paths_are_equal_whatever_the_order() {
+        let p = |s: &str| ModelPath::parse(s).unwrap();
+        let mut a = IgnoreSet::new();
+        for s in [".gitignore", ".git", "b/c", ".gitattributes", ".git"] {
+            a.insert(p(s));
+        }
+        let mut b = IgnoreSet::new();
+        b.insert(p("b/c"));
+        b.insert_git_paths();
+        b.insert(p(".gitignore"));
+        assert_eq!(a.paths().len(), 4, "`.git` is kept once");
+        b.insert(p(".github"));
+        a.insert(p(".github"));
+        assert_eq!(a, b);
+        assert_eq!(a.paths(), b.paths());
     }
 
     #[test]
