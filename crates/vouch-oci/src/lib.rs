@@ -15,6 +15,8 @@
 mod auth;
 mod blocking;
 mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod layout;
 mod reference;
 mod referrers;
