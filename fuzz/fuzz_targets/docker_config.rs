@@ -15,17 +15,13 @@ fuzz_target!(|data: &[u8]| {
         let Ok(c) = vouch_oci::fuzzing::docker_config_credentials(config, registry, helper) else {
             continue;
         };
+        // Exactly the user name and placeholders (a secret may itself spell `<redacted>`).
         let shown = format!("{c:?}");
-        match &c {
-            Credentials::Basic { username, password }
-                if password.len() >= 8 && !username.contains(password.as_str()) =>
-            {
-                assert!(!shown.contains(password.as_str()), "password in {shown}");
-            }
-            Credentials::Bearer(t) if t.len() >= 8 => {
-                assert!(!shown.contains(t.as_str()), "token in {shown}");
-            }
-            _ => {}
-        }
+        let expected = match &c {
+            Credentials::Basic { username, .. } => format!("Basic({username}, <redacted>)"),
+            Credentials::Bearer(_) => "Bearer(<redacted>)".to_owned(),
+            Credentials::Anonymous => "Anonymous".to_owned(),
+        };
+        assert_eq!(shown, expected, "credentials in their Debug form");
     }
 });
