@@ -283,6 +283,7 @@ impl From<vouch_model::Error> for Failure {
                 Failure::rejected(&e).code("model-file")
             }
             E::Changed { .. } => Failure::rejected(&e).code("model-changed").hint("something is writing to the model; hash it once it is complete"),
+            E::EmptyModel { .. } => Failure::rejected(&e).code("empty-model").hint("check the model directory, and what `--ignore-paths` leaves out"),
             _ => Failure::undecided(&e).code("io"),
         }
     }

@@ -700,7 +700,8 @@ fn crafted_empty_manifest_does_not_cover_the_files_on_disk() {
         fix_subject_digest(st);
     });
     let o = w.verify(&sig, "release.pub", &[]);
-    assert_exit(&o, 1, &["`model.safetensors`", "not signed"]);
+    // OMS v1.0: a statement must list at least one file; refused before the model is read.
+    assert_exit(&o, 1, &["lists no file"]);
 }
 
 #[test]

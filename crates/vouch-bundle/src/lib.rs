@@ -15,7 +15,9 @@
 #![forbid(unsafe_code)]
 
 use base64::Engine as _;
+use base64::alphabet;
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::{Deserialize, Serialize};
 
 /// The DSSE payload type of an in-toto statement.
@@ -187,8 +189,42 @@ struct RawSignature {
     keyid: Option<String>,
 }
 
+/// The standard alphabet, padding optional (protobuf JSON mapping).
+const B64_STANDARD_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+/// The URL-safe alphabet, padding optional (protobuf JSON mapping).
+const B64_URL_SAFE_ANY_PADDING: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// [`decode_base64`], naming the field when it fails.
 fn decode(field: &'static str, s: &str) -> Result<Vec<u8>, Error> {
-    B64.decode(s).map_err(|_| Error::Base64 { field })
+    decode_base64(s).ok_or(Error::Base64 { field })
+}
+
+/// Decode a base64 field of a bundle as the reference clients do (`None` when it does not). Bundles are the protobuf
+/// JSON mapping of the Sigstore protobuf specs, whose `bytes` fields accept "either standard
+/// or URL-safe base64 encoding with/without paddings"; sigstore-go decodes them with Go's
+/// `encoding/base64`, which also skips `\r` and `\n` (some encoders wrap base64 at 64 or 76
+/// columns). So: line breaks are dropped, the alphabet is URL-safe when `-` or `_` occurs and
+/// standard otherwise (mixing both is an error), and padding may be left out but must be
+/// right when present. Any other character (spaces included) is an error, as are non-zero
+/// trailing bits.
+pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let text: std::borrow::Cow<'_, str> = if s.contains(['\r', '\n']) {
+        s.chars().filter(|c| !matches!(c, '\r' | '\n')).collect()
+    } else {
+        s.into()
+    };
+    let engine = if text.contains(['-', '_']) {
+        &B64_URL_SAFE_ANY_PADDING
+    } else {
+        &B64_STANDARD_ANY_PADDING
+    };
+    engine.decode(text.as_bytes()).ok()
 }
 
 impl Bundle {
@@ -357,5 +393,121 @@ mod tests {
             let err = Bundle::from_json(input.as_bytes()).unwrap_err().to_string();
             assert!(err.contains(want), "{input}: {err}");
         }
+    }
+
+    /// A bundle written by model-signing (`testdata/oms/certificate.sig`: certificates,
+    /// payload, signature) with every base64 field passed through `rewrite`.
+    fn rewritten(rewrite: impl Fn(&str) -> String) -> (Bundle, Result<Bundle, Error>) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/oms/certificate.sig");
+        let bytes = std::fs::read(path).unwrap();
+        let original = Bundle::from_json(&bytes).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let mut fields = vec![
+            v["dsseEnvelope"]["payload"].clone(),
+            v["dsseEnvelope"]["signatures"][0]["sig"].clone(),
+        ];
+        let certs = v["verificationMaterial"]["x509CertificateChain"]["certificates"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert!(certs >= 2);
+        for i in 0..certs {
+            fields.push(
+                v["verificationMaterial"]["x509CertificateChain"]["certificates"][i]["rawBytes"]
+                    .clone(),
+            );
+        }
+        let new: Vec<serde_json::Value> = fields
+            .iter()
+            .map(|f| serde_json::Value::String(rewrite(f.as_str().unwrap())))
+            .collect();
+        v["dsseEnvelope"]["payload"] = new[0].clone();
+        v["dsseEnvelope"]["signatures"][0]["sig"] = new[1].clone();
+        for i in 0..certs {
+            v["verificationMaterial"]["x509CertificateChain"]["certificates"][i]["rawBytes"] =
+                new[2 + i].clone();
+        }
+        (
+            original,
+            Bundle::from_json(&serde_json::to_vec(&v).unwrap()),
+        )
+    }
+
+    fn wrap(s: &str, width: usize, eol: &str) -> String {
+        let chars: Vec<char> = s.chars().collect();
+        let mut out = chars
+            .chunks(width)
+            .map(|c| c.iter().collect::<String>())
+            .collect::<Vec<_>>()
+            .join(eol);
+        out.push_str(eol);
+        out
+    }
+
+    #[test]
+    fn base64_wrapped_with_line_feeds_decodes_as_the_reference_clients_decode_it() {
+        for width in [64, 76] {
+            let (original, parsed) = rewritten(|s| wrap(s, width, "\n"));
+            assert_eq!(parsed.unwrap(), original);
+        }
+    }
+
+    #[test]
+    fn base64_wrapped_with_crlf_decodes() {
+        let (original, parsed) = rewritten(|s| wrap(s, 64, "\r\n"));
+        assert_eq!(parsed.unwrap(), original);
+    }
+
+    #[test]
+    fn base64_url_safe_and_unpadded_decodes_as_the_protobuf_json_mapping_says() {
+        let url_safe = |s: &str| s.replace('+', "-").replace('/', "_");
+        let (original, parsed) = rewritten(|s| url_safe(s).trim_end_matches('=').to_owned());
+        assert_eq!(parsed.unwrap(), original);
+        let (original, parsed) = rewritten(url_safe);
+        assert_eq!(parsed.unwrap(), original);
+        let (original, parsed) = rewritten(|s| s.trim_end_matches('=').to_owned());
+        assert_eq!(parsed.unwrap(), original);
+    }
+
+    #[test]
+    fn base64_with_other_characters_or_bad_padding_is_refused() {
+        let bad = [
+            ("e30= ", "space"),
+            (" e30=", "leading space"),
+            ("e3\t0=", "tab"),
+            ("e3==", "wrong padding"),
+            ("e30==", "too much padding"),
+            ("e3+0_A==", "mixed alphabets"),
+            ("e31=", "non-zero trailing bits"),
+            ("e", "truncated"),
+        ];
+        for (payload, what) in bad {
+            let input = OMS_KEY_BUNDLE.replace("e30=", &payload.replace('\t', "\\t"));
+            let err = Bundle::from_json(input.as_bytes()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::Base64 {
+                        field: "dsseEnvelope.payload"
+                    }
+                ),
+                "{what}: {err}"
+            );
+        }
+        // The same payload written in the accepted ways.
+        for payload in ["e30=", "e30", "e3\\n0=", "e30=\\r\\n"] {
+            let input = OMS_KEY_BUNDLE.replace("e30=", payload);
+            let b = Bundle::from_json(input.as_bytes()).unwrap();
+            assert_eq!(b.envelope.payload, b"{}", "{payload}");
+        }
+    }
+
+    #[test]
+    fn wrapped_bundle_is_written_back_canonically() {
+        let (original, parsed) = rewritten(|s| wrap(s, 64, "\n"));
+        let parsed = parsed.unwrap();
+        assert_eq!(Bundle::from_json(&parsed.to_json()).unwrap(), original);
+        assert!(!String::from_utf8(parsed.to_json()).unwrap().contains("\\n"));
     }
 }

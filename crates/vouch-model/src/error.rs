@@ -56,6 +56,15 @@ pub enum Error {
         expected: u64,
         actual: u64,
     },
+    /// No regular file left in the model once ignored paths are left out (OMS v1.0 section
+    /// 6.1: "an empty model MUST be rejected", when signing and when verifying).
+    #[error("`{}` holds no file to sign or verify{}", .path.display(), if *.ignored { " once ignored paths are left out" } else { "" })]
+    EmptyModel {
+        /// The model directory.
+        path: PathBuf,
+        /// True when it has files, all of them ignored.
+        ignored: bool,
+    },
     /// A shard size of zero.
     #[error("shard size must be at least 1 byte")]
     ZeroShardSize,

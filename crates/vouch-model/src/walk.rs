@@ -8,10 +8,14 @@ use crate::error::{Error, Result};
 use crate::path::ModelPath;
 
 /// Paths left out of a model: a path is ignored when it equals an entry or lies below it.
+/// The entries are kept sorted, so two sets with the same entries are equal whatever order
+/// they were added in.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IgnoreSet(Vec<ModelPath>);
 
-/// The git metadata that model-signing leaves out by default.
+/// The paths left out by default, matched at the top of the model only (`sub/.git` is a
+/// model file): exactly the list of OMS v1.0 section 6.2 ("MUST be excluded by default"),
+/// which is also model-signing's.
 pub const GIT_PATHS: [&str; 4] = [".git", ".gitattributes", ".github", ".gitignore"];
 
 impl IgnoreSet {
@@ -22,8 +26,8 @@ impl IgnoreSet {
 
     /// Add a path (a file, or a directory and everything below it).
     pub fn insert(&mut self, path: ModelPath) {
-        if !self.0.contains(&path) {
-            self.0.push(path);
+        if let Err(at) = self.0.binary_search(&path) {
+            self.0.insert(at, path);
         }
     }
 
@@ -43,9 +47,7 @@ impl IgnoreSet {
 
     /// The entries, sorted.
     pub fn paths(&self) -> Vec<&ModelPath> {
-        let mut v: Vec<_> = self.0.iter().collect();
-        v.sort();
-        v
+        self.0.iter().collect()
     }
 
     /// True when nothing is ignored.
@@ -72,7 +74,8 @@ pub struct FileEntry {
     pub size: u64,
 }
 
-/// List every regular file below `root`, sorted by [`ModelPath`] order.
+/// List every regular file below `root`, sorted by [`ModelPath`] order; none at all is an
+/// error ([`Error::EmptyModel`]).
 ///
 /// The root itself may be reached through a link (mount points often are); nothing
 /// below it is: a symbolic link, FIFO, socket or device anywhere in the tree is an error,
@@ -89,6 +92,7 @@ pub fn scan(root: &Path, options: &ScanOptions) -> Result<Vec<FileEntry>> {
         });
     }
     let mut files = Vec::new();
+    let mut ignored = false;
     let mut pending: Vec<Option<ModelPath>> = vec![None];
     while let Some(dir) = pending.pop() {
         let fs_dir = match &dir {
@@ -113,6 +117,7 @@ pub fn scan(root: &Path, options: &ScanOptions) -> Result<Vec<FileEntry>> {
             })?;
             let path = ModelPath::child(dir.as_ref(), name_str)?;
             if options.ignore.matches(&path) {
+                ignored = true;
                 continue;
             }
             // `DirEntry::metadata` does not follow links (lstat semantics).
@@ -145,6 +150,12 @@ pub fn scan(root: &Path, options: &ScanOptions) -> Result<Vec<FileEntry>> {
                 });
             }
         }
+    }
+    if files.is_empty() {
+        return Err(Error::EmptyModel {
+            path: root.to_path_buf(),
+            ignored,
+        });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
@@ -223,6 +234,97 @@ mod tests {
         // Only the top-level `.git` is ignored, as in model-signing.
         assert_eq!(names(&files), ["a/.git/y", "a/b", "a b", "a.b"]);
         assert_eq!(files[2].size, 2);
+    }
+
+    /// Found by the `statement` fuzz target: an OMS statement whose `ignore_paths` were not
+    /// sorted parsed to a set unequal to the same set written back by vouch.
+    #[test]
+    fn ignore_sets_with_the_same_paths_are_equal_whatever_the_order() {
+        let p = |s: &str| ModelPath::parse(s).unwrap();
+        let mut a = IgnoreSet::new();
+        for s in [".gitignore", ".git", "b/c", ".gitattributes", ".git"] {
+            a.insert(p(s));
+        }
+        let mut b = IgnoreSet::new();
+        b.insert(p("b/c"));
+        b.insert_git_paths();
+        b.insert(p(".gitignore"));
+        assert_eq!(a.paths().len(), 4, "`.git` is kept once");
+        b.insert(p(".github"));
+        a.insert(p(".github"));
+        assert_eq!(a, b);
+        assert_eq!(a.paths(), b.paths());
+    }
+
+    #[test]
+    fn empty_model_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("sub/deeper")).unwrap();
+        let err = scan(dir.path(), &ScanOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, Error::EmptyModel { ignored: false, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("holds no file"), "{err}");
+    }
+
+    #[test]
+    fn model_of_only_default_exclusions_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        fs::create_dir_all(r.join(".git")).unwrap();
+        fs::create_dir_all(r.join(".github/workflows")).unwrap();
+        fs::write(r.join(".git/HEAD"), "x").unwrap();
+        fs::write(r.join(".github/workflows/ci.yml"), "x").unwrap();
+        fs::write(r.join(".gitignore"), "x").unwrap();
+        fs::write(r.join(".gitattributes"), "x").unwrap();
+        let mut options = ScanOptions::default();
+        options.ignore.insert_git_paths();
+        let err = scan(r, &options).unwrap_err();
+        assert!(
+            matches!(err, Error::EmptyModel { ignored: true, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("once ignored paths"), "{err}");
+        // Without the default exclusions they are the model.
+        let files = scan(r, &ScanOptions::default()).unwrap();
+        assert_eq!(files.len(), 4);
+    }
+
+    #[test]
+    fn default_exclusions_are_the_oms_v1_list() {
+        // OMS v1.0 section 6.2; `.gitmodules` and the like are model files.
+        assert_eq!(
+            GIT_PATHS,
+            [".git", ".gitattributes", ".github", ".gitignore"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        for name in [
+            ".gitmodules",
+            ".git-blame-ignore-revs",
+            ".gitkeep",
+            ".githubx",
+        ] {
+            fs::write(r.join(name), "x").unwrap();
+        }
+        fs::create_dir_all(r.join("sub/.github")).unwrap();
+        fs::write(r.join("sub/.github/x"), "x").unwrap();
+        fs::write(r.join("sub/.gitignore"), "x").unwrap();
+        let mut options = ScanOptions::default();
+        options.ignore.insert_git_paths();
+        let files = scan(r, &options).unwrap();
+        assert_eq!(
+            names(&files),
+            [
+                ".git-blame-ignore-revs",
+                ".githubx",
+                ".gitkeep",
+                ".gitmodules",
+                "sub/.github/x",
+                "sub/.gitignore"
+            ]
+        );
     }
 
     #[test]

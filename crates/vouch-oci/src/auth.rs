@@ -107,7 +107,7 @@ pub fn docker_config_path() -> Option<PathBuf> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct DockerConfig {
+pub(crate) struct DockerConfig {
     #[serde(default)]
     auths: BTreeMap<String, AuthEntry>,
     creds_store: Option<String>,
@@ -139,16 +139,16 @@ fn same_registry(key: &str, registry: &str) -> bool {
     host == registry || (hub(host) && hub(registry))
 }
 
-fn parse_docker_config(text: &[u8]) -> Result<DockerConfig, String> {
+pub(crate) fn parse_docker_config(text: &[u8]) -> Result<DockerConfig, String> {
     serde_json::from_slice(text).map_err(|e| format!("not valid JSON: {e}"))
 }
 
 /// Runs helper NAME for SERVER: `Ok(None)` when it has no credentials for it.
-type RunHelper<'a> = &'a dyn Fn(&str, &str) -> Result<Option<Credentials>, String>;
+pub(crate) type RunHelper<'a> = &'a dyn Fn(&str, &str) -> Result<Option<Credentials>, String>;
 
 /// The credentials `config` gives for `registry`, in docker's order: the registry's
 /// `credHelpers` entry, else `credsStore`, else `auths` (also when the store has none).
-fn resolve(
+pub(crate) fn resolve(
     config: &DockerConfig,
     registry: &str,
     helpers: Helpers,
@@ -279,16 +279,22 @@ fn run_helper(name: &str, server: &str) -> Result<Option<Credentials>, String> {
             said.trim()
         ));
     }
-    let o: HelperOutput = serde_json::from_slice(&out)
-        .map_err(|e| format!("credential helper `{program}` printed no credentials: {e}"))?;
-    Ok(Some(if o.username == "<token>" {
+    parse_helper_output(name, &out).map(Some)
+}
+
+/// What a credential helper `docker-credential-NAME get` printed on success.
+pub(crate) fn parse_helper_output(name: &str, out: &[u8]) -> Result<Credentials, String> {
+    let o: HelperOutput = serde_json::from_slice(out).map_err(|e| {
+        format!("credential helper `docker-credential-{name}` printed no credentials: {e}")
+    })?;
+    Ok(if o.username == "<token>" {
         Credentials::Bearer(o.secret)
     } else {
         Credentials::Basic {
             username: o.username,
             password: o.secret,
         }
-    }))
+    })
 }
 
 #[cfg(test)]

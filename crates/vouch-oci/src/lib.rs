@@ -17,6 +17,8 @@
 mod auth;
 mod blocking;
 mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod layout;
 pub mod modelpack;
 mod reference;

@@ -221,7 +221,7 @@ fn split(reference: &str) -> Result<Parts<'_>, &'static str> {
     } else {
         registry
     };
-    if path.is_empty() || path.len() > 255 || !path.split('/').all(valid_component) {
+    if path.is_empty() || !path.split('/').all(valid_component) {
         return Err(
             "the repository path must be lower-case letters and digits separated by `/`, `.`, `_`, `__` or `-`",
         );
@@ -231,6 +231,10 @@ fn split(reference: &str) -> Result<Parts<'_>, &'static str> {
     } else {
         path.to_owned()
     };
+    // On the normalised path, so that a reference that parses prints as one that parses.
+    if repository.len() > 255 {
+        return Err("the repository path is longer than 255 characters");
+    }
     Ok(Parts {
         registry,
         repository,
@@ -435,5 +439,21 @@ mod tests {
         ] {
             assert!(!is_loopback_host(h), "{h}");
         }
+    }
+
+    /// Found by the `image_reference` fuzz target: a one-component docker.io path of 255
+    /// characters parsed, but its printed form (`docker.io/library/...`, 263 characters of
+    /// path) did not.
+    #[test]
+    fn path_length_is_checked_after_normalisation() {
+        let long = "n".repeat(250);
+        assert!(ImageReference::parse(&long).is_err());
+        let fits = "n".repeat(247);
+        let r = ImageReference::parse(&fits).unwrap();
+        let again = ImageReference::parse(&r.to_string()).unwrap();
+        assert_eq!(again.to_string(), r.to_string());
+        assert!(
+            ImageReference::parse(&format!("registry.example.com/{}", "m".repeat(256))).is_err()
+        );
     }
 }

@@ -269,18 +269,21 @@ pub(crate) fn join_pages(pages: &[Vec<u8>]) -> Result<Vec<u8>, String> {
 #[serde(rename_all = "camelCase")]
 struct Index {
     #[serde(default)]
-    manifests: Vec<Descriptor>,
+    manifests: Vec<Value>,
 }
 
 /// The attestation manifests a referrers index (from the API or the tag schema) lists, in
-/// index order. Entries of other artifact types, and bundles whose annotations say they are
-/// not vouch attestations ([`foreign`]), are left out. Fails only on malformed JSON.
+/// index order. Entries of other artifact types, bundles whose annotations say they are not
+/// vouch attestations ([`foreign`]), and entries that are not descriptors at all (another
+/// tool's, or a damaged one: [`merge_into_index`] keeps them, and one of them must not hide
+/// the attestations next to it) are left out. Fails only on malformed JSON.
 pub fn select_attestations(index: &[u8]) -> Result<Vec<Descriptor>, String> {
     let index: Index = serde_json::from_slice(index)
         .map_err(|e| format!("the referrers index is malformed: {e}"))?;
     Ok(index
         .manifests
         .into_iter()
+        .filter_map(|m| serde_json::from_value::<Descriptor>(m).ok())
         .filter(|d| d.artifact_type.as_deref() == Some(BUNDLE_MEDIA_TYPE))
         .filter(|d| d.media_type == OCI_MANIFEST && crate::is_sha256_digest(&d.digest))
         .filter(|d| !foreign(&d.annotations))
@@ -624,5 +627,23 @@ mod tests {
         assert_eq!(listed.len(), 5, "every entry stays listed");
         assert!(listed[0].data.is_none(), "the oldest lost its content");
         assert_eq!(listed[4], entries[4], "the newest keeps its content");
+    }
+
+    /// Found by the `oci_manifest` fuzz target: an index with one entry that is not a
+    /// descriptor (no `digest`) was kept by `merge_into_index`, and then the merged index,
+    /// attestations and all, could not be read.
+    #[test]
+    fn entry_that_is_not_a_descriptor_does_not_hide_the_attestations() {
+        let existing = br#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","size":345}]}"#;
+        let entry = Descriptor::embedding(OCI_MANIFEST, b"{}");
+        let entry = Descriptor {
+            artifact_type: Some(BUNDLE_MEDIA_TYPE.to_owned()),
+            ..entry
+        };
+        let merged = merge_into_index(Some(existing), &entry).unwrap();
+        let found = select_attestations(&merged).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].digest, entry.digest);
+        assert!(select_attestations(b"{\"manifests\": 1}").is_err());
     }
 }

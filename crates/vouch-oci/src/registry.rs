@@ -1264,7 +1264,7 @@ fn content_type(media_type: &str) -> Result<http::HeaderValue> {
 }
 
 /// The media type a manifest declares; older manifests without one are recognised by shape.
-fn manifest_media_type(bytes: &[u8]) -> Result<String, String> {
+pub(crate) fn manifest_media_type(bytes: &[u8]) -> Result<String, String> {
     let v: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     if let Some(m) = v.get("mediaType").and_then(serde_json::Value::as_str) {

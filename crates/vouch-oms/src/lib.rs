@@ -364,6 +364,10 @@ fn parse_v1(st: InStatement) -> Result<Statement, Error> {
             digest,
         });
     }
+    // OMS v1.0 section 5.2.1: "The `resources` array MUST contain at least one entry."
+    if resources.is_empty() {
+        return Err(empty_statement());
+    }
     // `.` is the model file itself: it cannot sit next to other files.
     let single = resources.iter().filter(|r| r.path.is_single_file()).count();
     if single != 0 && single != resources.len() {
@@ -391,6 +395,11 @@ fn parse_v1(st: InStatement) -> Result<Statement, Error> {
     })
 }
 
+/// A statement that lists no file: an empty model, which OMS v1.0 rejects (section 6.1).
+fn empty_statement() -> Error {
+    malformed("it lists no file (an empty model signs nothing)")
+}
+
 fn parse_v01(st: InStatement) -> Result<Statement, Error> {
     let mut resources = Vec::with_capacity(st.subject.len());
     for s in st.subject {
@@ -405,6 +414,9 @@ fn parse_v01(st: InStatement) -> Result<Statement, Error> {
             size: None,
             digest,
         });
+    }
+    if resources.is_empty() {
+        return Err(empty_statement());
     }
     let manifest = Manifest::new(HashAlgorithm::Sha256, Method::Files, resources);
     Ok(Statement {
@@ -551,6 +563,29 @@ mod tests {
             }
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn statement_of_an_empty_model_is_refused() {
+        // OMS v1.0: `resources` must have at least one entry.
+        let err = parse_statement(&statement_json(&[], "files")).unwrap_err();
+        assert!(
+            matches!(&err, Error::Malformed(m) if m.contains("lists no file")),
+            "{err}"
+        );
+        // What vouch would write for an empty manifest is refused too.
+        let empty = Manifest::new(HashAlgorithm::Sha256, Method::Files, Vec::new());
+        let built = build_statement("m", &empty, &IgnoreSet::new());
+        assert!(parse_statement(&built).is_err());
+        // And a pre-1.0 statement without subjects.
+        let v01 = serde_json::json!({
+            "_type": STATEMENT_TYPE,
+            "subject": [],
+            "predicateType": PREDICATE_TYPE_V01,
+            "predicate": {},
+        });
+        let err = parse_statement(&serde_json::to_vec(&v01).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("lists no file"), "{err}");
     }
 
     #[test]

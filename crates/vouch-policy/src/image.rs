@@ -62,7 +62,7 @@ impl ImageRef {
             return Err(format!("`{reference}` is not an image reference"));
         }
         if let Some(t) = &tag
-            && (t.is_empty() || t.len() > 128)
+            && !valid_tag(t)
         {
             return Err(format!("`{reference}` has an invalid tag"));
         }
@@ -80,6 +80,18 @@ impl ImageRef {
             Some(r) => format!("docker.io/{r}"),
             None => repository,
         };
+        // The path below the registry host: `[a-z0-9._-]` components, as the distribution
+        // grammar (and so the container runtime) allows; anything else (a `:` or `]` left
+        // over from a malformed tag or port) would not print back to the same reference.
+        let below_host = repository.split_once('/').map_or("", |(_, p)| p);
+        if !below_host
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' | b'/'))
+        {
+            return Err(format!(
+                "`{reference}` is not an image reference (repository `{repository}`)"
+            ));
+        }
         Ok(Self {
             repository,
             tag,
@@ -91,6 +103,16 @@ impl ImageRef {
     pub fn pinned(&self) -> Option<String> {
         self.digest.map(|d| format!("{}@{d}", self.repository))
     }
+}
+
+/// A tag as the distribution grammar allows: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+fn valid_tag(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() <= 128
+        && b.first()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 impl fmt::Display for ImageRef {
@@ -136,5 +158,29 @@ mod tests {
         assert!(ImageRef::parse(&format!("a/b@{}", D.to_uppercase())).is_err());
         assert!(ImageRef::parse("").is_err());
         assert!(ImageRef::parse("a b").is_err());
+    }
+
+    /// Found by the `image_reference` fuzz target: `a/b:]:5000@sha256:...` parsed with the
+    /// repository `docker.io/a/b:]`, whose pinned form `docker.io/a/b:]@sha256:...` then
+    /// parsed to another repository (`docker.io/a/b`, tag `]`).
+    #[test]
+    fn characters_the_runtime_refuses_are_refused() {
+        assert!(ImageRef::parse(&format!("a/b:]:5000@{D}")).is_err());
+        assert!(ImageRef::parse("a/b:]").is_err());
+        assert!(ImageRef::parse("a/B").is_err());
+        assert!(ImageRef::parse("a/b:-tag").is_err());
+        assert!(ImageRef::parse("a/b:.tag").is_err());
+        assert!(ImageRef::parse(&format!("a/b:{}", "t".repeat(129))).is_err());
+        for ok in [
+            "a/b:_t",
+            "a/b:V1.2-rc_3",
+            "[::1]:5000/m:x",
+            "Registry.Example.com/m",
+            "a_b/c-d.e",
+        ] {
+            let r = ImageRef::parse(ok).unwrap();
+            let again = ImageRef::parse(&r.to_string()).unwrap();
+            assert_eq!(again, r, "{ok}");
+        }
     }
 }

@@ -295,9 +295,8 @@ pub fn verify(
     signer: &Signer,
     artifact: Artifact<'_>,
 ) -> Result<Verification, Error> {
-    let text =
-        std::str::from_utf8(bundle_json).map_err(|e| Error::Bundle(format!("not UTF-8: {e}")))?;
-    let bundle = Bundle::from_json(text).map_err(|e| Error::Bundle(e.to_string()))?;
+    let bundle = parse_bundle(bundle_json)?;
+    refuse_root_in_chain(&bundle)?;
     let signed_with_key = matches!(
         bundle.verification_material.content,
         VerificationMaterialContent::PublicKey(_)
@@ -368,6 +367,123 @@ pub fn verify(
     })
 }
 
+/// The JSON names of the bundle's `bytes` fields (Sigstore protobuf specs: certificates and
+/// keys, DSSE payload and signature, message digest and signature, log entry body, log id,
+/// signed entry timestamp, inclusion proof hashes, RFC 3161 timestamps).
+const BASE64_FIELDS: &[&str] = &[
+    "rawBytes",
+    "payload",
+    "sig",
+    "signature",
+    "digest",
+    "canonicalizedBody",
+    "keyId",
+    "signedEntryTimestamp",
+    "rootHash",
+    "hashes",
+    "signedTimestamp",
+];
+
+/// Parse bundle JSON. Its base64 fields are decoded as the reference clients decode them
+/// ([`vouch_bundle::decode_base64`]: line breaks skipped, URL-safe alphabet, padding
+/// optional), which `sigstore-verify`'s parser does not do: a field written otherwise than in
+/// padded standard base64 is first rewritten so (the same bytes; bundle JSON is not signed).
+fn parse_bundle(bundle_json: &[u8]) -> Result<Bundle, Error> {
+    let text =
+        std::str::from_utf8(bundle_json).map_err(|e| Error::Bundle(format!("not UTF-8: {e}")))?;
+    match Bundle::from_json(text) {
+        Ok(bundle) => Ok(bundle),
+        Err(first) => {
+            let canonical = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|mut v| canonical_base64(&mut v).then_some(v))
+                .map(|v| v.to_string());
+            match canonical {
+                Some(json) => Bundle::from_json(&json).map_err(|e| Error::Bundle(e.to_string())),
+                None => Err(Error::Bundle(first.to_string())),
+            }
+        }
+    }
+}
+
+/// Rewrite every base64 field in `v` that is not padded standard base64 but decodes as the
+/// reference clients decode it; true when one was rewritten.
+fn canonical_base64(v: &mut serde_json::Value) -> bool {
+    use base64::Engine as _;
+    use serde_json::Value;
+    fn rewrite(s: &mut String) -> bool {
+        let standard = base64::engine::general_purpose::STANDARD;
+        if standard.decode(s.as_bytes()).is_ok() {
+            return false;
+        }
+        match vouch_bundle::decode_base64(s) {
+            Some(bytes) => {
+                *s = standard.encode(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+    let mut changed = false;
+    match v {
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                match value {
+                    Value::String(s) if BASE64_FIELDS.contains(&key.as_str()) => {
+                        changed |= rewrite(s);
+                    }
+                    Value::Array(items) if BASE64_FIELDS.contains(&key.as_str()) => {
+                        for item in items.iter_mut() {
+                            if let Value::String(s) = item {
+                                changed |= rewrite(s);
+                            } else {
+                                changed |= canonical_base64(item);
+                            }
+                        }
+                    }
+                    other => changed |= canonical_base64(other),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items.iter_mut() {
+                changed |= canonical_base64(item);
+            }
+        }
+        _ => {}
+    }
+    changed
+}
+
+/// A bundle's certificate chain (v0.1/v0.2 `x509CertificateChain`) may hold the signing
+/// certificate and intermediates, but MUST NOT hold a root (Sigstore bundle spec;
+/// sigstore-conformance `bundle-with-root-cert_fail`): the root comes from the trusted root
+/// only. `sigstore-verify` ignores the rest of the chain and accepted such a bundle, so a
+/// self-issued certificate (subject = issuer, which every root is) is refused here. An
+/// unparsable certificate is left to the verifier to reject.
+fn refuse_root_in_chain(bundle: &Bundle) -> Result<(), Error> {
+    use x509_cert::der::Decode as _;
+    let VerificationMaterialContent::X509CertificateChain { certificates } =
+        &bundle.verification_material.content
+    else {
+        return Ok(());
+    };
+    for (i, cert) in certificates.iter().enumerate() {
+        let Ok(parsed) = x509_cert::Certificate::from_der(cert.raw_bytes.as_bytes()) else {
+            continue;
+        };
+        let tbs = &parsed.tbs_certificate;
+        if tbs.subject == tbs.issuer {
+            return Err(Error::Bundle(format!(
+                "its certificate chain holds a root certificate (`{}`, position {}); a bundle may carry the signing certificate and intermediates only, the root comes from the trusted root",
+                tbs.subject,
+                i + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Verify a DSSE bundle carrying an in-toto statement, whatever its subjects: the artifact
 /// checked is the statement's own first SHA-256 subject (the caller checks the statement's
 /// content against what it holds, e.g. a model directory). [`Verification::statement`] is
@@ -377,9 +493,7 @@ pub fn verify_statement(
     root: &TrustedRoot,
     signer: &Signer,
 ) -> Result<Verification, Error> {
-    let text =
-        std::str::from_utf8(bundle_json).map_err(|e| Error::Bundle(format!("not UTF-8: {e}")))?;
-    let bundle = Bundle::from_json(text).map_err(|e| Error::Bundle(e.to_string()))?;
+    let bundle = parse_bundle(bundle_json)?;
     let SignatureContent::DsseEnvelope(envelope) = &bundle.content else {
         return Err(Error::Bundle(
             "it holds a message signature, not a DSSE envelope with an in-toto statement".into(),

@@ -205,6 +205,20 @@ pub enum Error {
         /// The certificate's subject (RFC 4514).
         subject: String,
     },
+    /// The signing certificate is a CA certificate (basicConstraints CA:TRUE) that does not
+    /// say it signs code.
+    #[error(
+        "the signing certificate `{subject}` is a CA certificate (CA:TRUE); vouch accepts one as a signer only with a key usage of digitalSignature without keyCertSign (it has: {key_usage}) and an extended key usage that includes code signing (it has {}); sign with a certificate issued for signing (CA:FALSE)",
+        if *code_signing { "one" } else { "none" }
+    )]
+    CertificateIsCa {
+        /// The certificate's subject (RFC 4514).
+        subject: String,
+        /// The key usages it allows.
+        key_usage: String,
+        /// Whether its extended key usage includes code signing.
+        code_signing: bool,
+    },
     /// The envelope does not carry an in-toto statement.
     #[error("the envelope's payload type is `{0}`, expected `{IN_TOTO_PAYLOAD_TYPE}`")]
     PayloadType(String),

@@ -1,0 +1,93 @@
+//! AdmissionReview JSON -> pod template -> decision, as `admission-plugin/src/review.rs`
+//! reads a review (the object is taken out and read by the policy, kube-core reads the
+//! rest), with fixed policies (`testdata/policy/enforce.yaml`, `warn.yaml`) and fixed
+//! verification results. A decision never allows what a stricter input denies: fewer
+//! verified attestations, an unreachable registry, or enforce instead of warn mode.
+#![no_main]
+
+use kube_core::DynamicObject;
+use kube_core::admission::{AdmissionRequest, AdmissionReview, Operation};
+use libfuzzer_sys::fuzz_target;
+use serde::Deserialize as _;
+use serde_json::Value;
+use vouch_policy::{Attestations, Lookup, Policy, Prepared, Subject};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(mut value) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    if value.get("apiVersion").and_then(Value::as_str) != Some("admission.k8s.io/v1")
+        || value.get("kind").and_then(Value::as_str) != Some("AdmissionReview")
+    {
+        return;
+    }
+    let object = value
+        .pointer_mut("/request/object")
+        .map(Value::take)
+        .filter(|o| !o.is_null());
+    if let Some(old) = value.pointer_mut("/request/oldObject") {
+        old.take();
+    }
+    let Ok(review) = AdmissionReview::<DynamicObject>::deserialize(value) else {
+        return;
+    };
+    let Ok(req): Result<AdmissionRequest<DynamicObject>, _> = review.try_into() else {
+        return;
+    };
+    let operation = match req.operation {
+        Operation::Create => vouch_policy::Operation::Create,
+        Operation::Update => vouch_policy::Operation::Update,
+        Operation::Delete => vouch_policy::Operation::Delete,
+        Operation::Connect => vouch_policy::Operation::Connect,
+    };
+    let namespace = req.namespace.clone().unwrap_or_default();
+    let subject = Subject {
+        kind: &req.kind.kind,
+        namespace: &namespace,
+        operation,
+        object: object.as_ref(),
+    };
+    let fixed = vouch_fuzz::admission();
+    let enforce = check(&fixed.enforce, &subject, fixed);
+    let warn = check(&fixed.warn, &subject, fixed);
+    assert!(
+        !enforce || warn,
+        "enforce mode allowed what warn mode denied"
+    );
+});
+
+/// Decide `subject` with three sets of results; returns whether the best case was allowed.
+fn check(policy: &Policy, subject: &Subject<'_>, fixed: &vouch_fuzz::Admission) -> bool {
+    let prepared = Prepared::new(policy, subject);
+    let lookups = prepared.lookups(policy);
+    let mut attested = Attestations::new();
+    let mut absent = Attestations::new();
+    let mut unavailable = Attestations::new();
+    for image in &lookups {
+        let Some(pinned) = image.pinned() else {
+            continue;
+        };
+        let found = vouch_policy::verify_image(policy, image, &[&fixed.bundle], fixed.now);
+        let none = vouch_policy::verify_image(policy, image, &[] as &[&[u8]], fixed.now);
+        attested.insert(pinned.clone(), Lookup::Checked(found));
+        absent.insert(pinned.clone(), Lookup::Checked(none));
+        unavailable.insert(pinned, Lookup::Unavailable("registry down".into()));
+    }
+    let best = prepared.decide(policy, &attested);
+    let without = vouch_policy::decide(policy, subject, &absent);
+    let down = vouch_policy::decide(policy, subject, &unavailable);
+    assert!(
+        !without.allowed || best.allowed,
+        "allowed without attestations only"
+    );
+    assert!(
+        !down.allowed || best.allowed,
+        "allowed with the registry down only"
+    );
+    for d in [&best, &without, &down] {
+        if !d.allowed {
+            assert!(!d.message().is_empty(), "a denial without a message");
+        }
+    }
+    best.allowed
+}
