@@ -40,32 +40,58 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "vouch-admission", version, about, max_term_width = 100)]
 struct Args {
     /// The trust policy (YAML, `vouch.dev/v1alpha1` `TrustPolicy`).
-    #[arg(long, env = "VOUCH_POLICY", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VOUCH_POLICY",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     policy: PathBuf,
     /// Serving certificate chain (PEM); reloaded when it changes.
-    #[arg(long, env = "VOUCH_TLS_CERT", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VOUCH_TLS_CERT",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     tls_cert: PathBuf,
     /// Serving private key (PEM); reloaded when it changes.
-    #[arg(long, env = "VOUCH_TLS_KEY", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VOUCH_TLS_KEY",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     tls_key: PathBuf,
     /// Address to listen on.
     #[arg(
         long,
         env = "VOUCH_LISTEN",
+        hide_env_values = true,
         default_value = "0.0.0.0:8443",
         value_name = "ADDR"
     )]
     listen: SocketAddr,
     /// Read attestations from this directory (`DIR/<image digest hex>/*.json`) instead of
     /// the registry: air-gapped clusters and tests.
-    #[arg(long, env = "VOUCH_ATTESTATION_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "VOUCH_ATTESTATION_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     attestation_dir: Option<PathBuf>,
     /// Allow plain HTTP to registries that are not on the loopback interface.
-    #[arg(long, env = "VOUCH_ALLOW_INSECURE_REGISTRY")]
+    #[arg(long, env = "VOUCH_ALLOW_INSECURE_REGISTRY", hide_env_values = true)]
     allow_insecure_registry: bool,
     /// PEM file of CA certificates trusted for registries besides the system store;
     /// loopback registries are then spoken to over HTTPS too.
-    #[arg(long, env = "VOUCH_REGISTRY_CA", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VOUCH_REGISTRY_CA",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     registry_ca: Option<PathBuf>,
     /// Answer every review within this time (keep it below the webhook's timeoutSeconds).
     #[arg(long, default_value = "8s", value_parser = parse_duration, value_name = "DURATION")]
@@ -82,7 +108,7 @@ struct Args {
     /// Most attestation lookups in flight to one registry; the rest wait their turn, first
     /// come first served (a burst of new images neither floods the registry nor leaves some
     /// reviews waiting far longer than others).
-    #[arg(long, env = "VOUCH_REGISTRY_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "VOUCH_REGISTRY_CONCURRENCY", hide_env_values = true, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     registry_concurrency: u16,
     /// How often to re-read the policy (and the keys it names) for changes; 0s: never. A
     /// changed policy that does not load is refused, and the one in force stays.
@@ -92,10 +118,15 @@ struct Args {
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
     tls_reload_interval: Duration,
     /// Log level: error, warn, info, debug.
-    #[arg(long, env = "VOUCH_LOG", default_value = "info")]
+    #[arg(
+        long,
+        env = "VOUCH_LOG",
+        hide_env_values = true,
+        default_value = "info"
+    )]
     log: tracing::Level,
     /// Worker threads [default: one per core].
-    #[arg(long, env = "VOUCH_WORKERS")]
+    #[arg(long, env = "VOUCH_WORKERS", hide_env_values = true)]
     workers: Option<usize>,
 }
 

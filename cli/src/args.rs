@@ -73,7 +73,12 @@ pub struct RegistryArgs {
     pub allow_insecure_registry: bool,
     /// PEM file of CA certificates trusted for registries besides the system store;
     /// loopback registries are then spoken to over HTTPS too.
-    #[arg(long, env = "VOUCH_REGISTRY_CA", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VOUCH_REGISTRY_CA",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub registry_ca: Option<std::path::PathBuf>,
     /// Registry user name (default: from the docker config).
     #[arg(

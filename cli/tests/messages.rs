@@ -682,6 +682,7 @@ fn help_shows_env_names_without_values() {
     assert!(flat.contains("[env: VOUCH_REGISTRY_USERNAME]"), "{help}");
     assert!(flat.contains("[env: VOUCH_REGISTRY_PASSWORD]"), "{help}");
     assert!(!help.contains("VOUCH_REGISTRY_USERNAME="), "{help}");
+    assert!(!help.contains("=]"), "no flag shows an env value: {help}");
     assert!(!help.contains("someone-secret"), "{help}");
     let o = vouch(&["verify", "--help"]);
     let help = String::from_utf8_lossy(&o.stdout);

@@ -48,7 +48,12 @@ pub struct Args {
     pub allow_insecure_registry: bool,
     /// PEM file of CA certificates trusted for the registry besides the system store;
     /// loopback registries are then spoken to over HTTPS too.
-    #[arg(long, env = "VOUCH_REGISTRY_CA", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "VOUCH_REGISTRY_CA",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub registry_ca: Option<PathBuf>,
     /// PEM public key of the signer.
     #[arg(long, env = "VOUCH_KEY", hide_env_values = true, value_name = "PUB")]

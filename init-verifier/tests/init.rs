@@ -881,6 +881,7 @@ fn help_shows_env_names_without_values_and_says_where_the_reason_goes() {
     assert!(help.contains("[env: VOUCH_MODEL_DIR]"), "{help}");
     assert!(help.contains("[env: VOUCH_KEY]"), "{help}");
     assert!(!help.contains("VOUCH_MODEL_DIR="), "{help}");
+    assert!(!help.contains("=]"), "no flag shows an env value: {help}");
     assert!(!help.contains("/secret/where.pub"), "{help}");
     let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
