@@ -45,6 +45,16 @@ impl BlockingRegistry {
             .block_on(self.registry.push_attestation(image, bundle, annotations))
     }
 
+    /// See [`Registry::manifest_at`].
+    pub(crate) fn manifest_at(
+        &self,
+        reference: &ImageReference,
+        accept: &[&str],
+    ) -> Result<Vec<u8>> {
+        self.runtime
+            .block_on(self.registry.manifest_at(reference, accept))
+    }
+
     /// See [`Registry::fetch_attestations`].
     pub fn fetch_attestations(&self, image: &ImageReference) -> Result<Vec<FetchedAttestation>> {
         self.runtime

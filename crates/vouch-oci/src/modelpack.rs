@@ -18,9 +18,10 @@ use futures_util::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::blocking::BlockingRegistry;
 use crate::error::{Error, Result};
 use crate::reference::ImageReference;
-use crate::registry::{Options, Registry};
+use crate::registry::{Options, Registry, check_digest};
 use crate::{OCI_MANIFEST, sha256_digest};
 
 /// The manifest's `artifactType`.
@@ -549,26 +550,14 @@ pub fn fetch_manifest(
             reference: reference.to_string(),
         });
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    let registry = {
-        let _guard = runtime.enter();
-        Registry::for_reference(reference, options)?
-    };
-    let bytes = runtime.block_on(registry.manifest_at(reference, &[OCI_MANIFEST]))?;
-    let actual = sha256_digest(&bytes);
-    if actual != digest {
-        return Err(Error::Malformed {
-            what: "model artifact manifest",
-            origin: reference.to_string(),
-            reason: format!(
-                "its digest is {actual}, not {digest}: the registry returned other bytes"
-            ),
-        });
-    }
+    let bytes = BlockingRegistry::for_reference(reference, options)?
+        .manifest_at(reference, &[OCI_MANIFEST])?;
+    check_digest(
+        &bytes,
+        Some(&digest),
+        "model artifact manifest",
+        &reference.to_string(),
+    )?;
     let layers = parse_manifest(&bytes).map_err(|reason| Error::Malformed {
         what: "model artifact manifest",
         origin: reference.to_string(),

@@ -447,12 +447,19 @@ impl Registry {
 
     /// `http(s)://HOST/v2/REPOSITORY` of `reference`.
     fn repository_url(&self, reference: &ImageReference) -> String {
-        let oci = reference.as_oci();
         format!(
-            "{}://{}/v2/{}",
+            "{}/v2/{}",
+            self.origin_url(reference),
+            reference.as_oci().repository()
+        )
+    }
+
+    /// `http(s)://host[:port]` of `reference`'s registry, as requests are made to it.
+    fn origin_url(&self, reference: &ImageReference) -> String {
+        format!(
+            "{}://{}",
             if self.plain { "http" } else { "https" },
-            oci.resolve_registry(),
-            oci.repository(),
+            reference.as_oci().resolve_registry()
         )
     }
 
@@ -777,11 +784,7 @@ impl Registry {
             image.digest().unwrap_or_default(),
             BUNDLE_MEDIA_TYPE.replace('+', "%2B"),
         );
-        let host = format!(
-            "{}://{}",
-            if self.plain { "http" } else { "https" },
-            image.as_oci().resolve_registry()
-        );
+        let host = self.origin_url(image);
         let mut pages = Vec::new();
         loop {
             let mut response = self
@@ -962,17 +965,7 @@ impl Registry {
 
     /// The sha256 digest of `bytes`, which must equal `expected` when given.
     fn checked(&self, bytes: &[u8], expected: Option<&str>, origin: &str) -> Result<String> {
-        let actual = crate::sha256_digest(bytes);
-        match expected {
-            Some(e) if e != actual => Err(Error::Malformed {
-                what: "content",
-                origin: origin.to_owned(),
-                reason: format!(
-                    "its digest is {actual}, not {e}: the registry returned other bytes"
-                ),
-            }),
-            _ => Ok(actual),
-        }
+        check_digest(bytes, expected, "content", origin)
     }
 
     /// Manifests larger than any real one are refused before parsing.
@@ -1127,19 +1120,8 @@ impl Registry {
         if !self.anonymous() || self.wants_token.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let client = match self.direct.get() {
-            Some(c) => c,
-            None => {
-                let c = self.direct_client()?;
-                self.direct.get_or_init(|| c)
-            }
-        };
-        let oci = at.as_oci();
-        let base = format!(
-            "{}://{}",
-            if self.plain { "http" } else { "https" },
-            oci.resolve_registry()
-        );
+        let client = self.direct()?;
+        let base = self.origin_url(at);
         let origin = at.to_string();
         let unreachable = |e: reqwest::Error| unreachable(&self.registry, &e);
         let failed = |what: &'static str, code: u16| Error::Registry {
@@ -1164,7 +1146,7 @@ impl Registry {
             })
         };
         let started = client
-            .post(format!("{base}/v2/{}/blobs/uploads/", oci.repository()))
+            .post(format!("{}/blobs/uploads/", self.repository_url(at)))
             .header(http::header::CONTENT_LENGTH, 0)
             .send()
             .await
@@ -1208,6 +1190,25 @@ impl Registry {
             return Err(failed("blob upload commit", done.status().as_u16()));
         }
         Ok(Some(digest))
+    }
+}
+
+/// The SHA-256 digest of `bytes`, which must be `expected` when one is given (what the
+/// registry named them by): anything else is other bytes than were asked for.
+pub(crate) fn check_digest(
+    bytes: &[u8],
+    expected: Option<&str>,
+    what: &'static str,
+    origin: &str,
+) -> Result<String> {
+    let actual = crate::sha256_digest(bytes);
+    match expected {
+        Some(e) if e != actual => Err(Error::Malformed {
+            what,
+            origin: origin.to_owned(),
+            reason: format!("its digest is {actual}, not {e}: the registry returned other bytes"),
+        }),
+        _ => Ok(actual),
     }
 }
 
