@@ -13,39 +13,16 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{key, repo};
+use common::{copy_example_model, key, repo, run, vouch};
 use serde_json::Value;
 
 const MODEL_DIGEST: &str =
     "sha256:0c2896e1f6f3de15409c9f3c4fbb230059405f27aa99867fc835b37ac286a735";
 
-fn vouch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(args)
-        .current_dir(repo())
-        .env_clear()
-        .output()
-        .unwrap()
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// Run, expect exit `code`, and return (stdout, stderr).
-#[track_caller]
-fn run(args: &[&str], code: i32) -> (String, String) {
-    let o = vouch(args);
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "vouch {args:?}\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    (stdout, stderr)
 }
 
 /// Run with `--json`, expect a failure with `code`, and return the one JSON document on
@@ -88,12 +65,7 @@ struct Work {
 impl Work {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let model = dir.path().join("tiny-llm");
-        std::fs::create_dir(&model).unwrap();
-        for e in std::fs::read_dir(repo().join("testdata/models/tiny-llm")).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
-        }
+        copy_example_model(dir.path());
         Self { dir }
     }
     fn model(&self) -> PathBuf {

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::{key, repo, stderr};
+use common::{copy_example_model, key, repo, stderr};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -53,12 +53,7 @@ struct Work {
 impl Work {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let model = dir.path().join("tiny-llm");
-        std::fs::create_dir(&model).unwrap();
-        for e in std::fs::read_dir(repo().join("testdata/models/tiny-llm")).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), model.join(e.file_name())).unwrap();
-        }
+        copy_example_model(dir.path());
         Self { dir }
     }
 

@@ -14,9 +14,8 @@
 
 mod common;
 
-use common::repo;
+use common::{repo, run};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const NAME: &str = "registry.example.com/models/tiny-llm";
 /// The model digest of `testdata/models/tiny-llm` (also pinned in testdata/policy/manifests).
@@ -27,27 +26,6 @@ const SERVER_HEX: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1
 
 fn enforce() -> PathBuf {
     repo().join("testdata/policy/enforce.yaml")
-}
-
-fn vouch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(args)
-        .current_dir(repo())
-        .env_clear()
-        .output()
-        .unwrap()
-}
-
-fn run(args: &[&str], code: i32) -> (String, String) {
-    let out = vouch(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "vouch {args:?}\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    (stdout, stderr)
 }
 
 /// The manifest digest (`sha256:HEX`) of `testdata/image:v1`.
