@@ -1,6 +1,6 @@
 //! Hash a directory with the library alone (no CLI): for profiling the engine.
 //!
-//! Usage: cargo run --release -p vouch-model --example hash-dir DIR [sha256|blake3] [SHARD] [BUF_KIB] [THREADS]
+//! Usage: cargo run --release -p vouch-model --example hash-dir DIR [sha256|blake3] [SHARD] [BUF_KIB] [THREADS] [mapped|read]
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
@@ -15,6 +15,7 @@ fn main() {
     let shard: u64 = args.next().map_or(0, |s| s.parse().unwrap());
     let buf_kib: usize = args.next().map_or(1024, |s| s.parse().unwrap());
     let threads: usize = args.next().map_or(0, |s| s.parse().unwrap());
+    let map_files = args.next().is_none_or(|s| s == "mapped");
     let method = if shard == 0 {
         Method::Files
     } else {
@@ -25,6 +26,7 @@ fn main() {
         method,
         threads,
         buffer_size: buf_kib << 10,
+        map_files,
     };
     let t = Instant::now();
     let m = hash_dir(dir.as_ref(), &ScanOptions::default(), &options, None).unwrap();
