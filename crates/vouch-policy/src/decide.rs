@@ -685,10 +685,10 @@ fn check_image(
             });
             continue;
         }
-        let models: Vec<String> = trusted
-            .iter()
-            .map(|v| v.attestation.get().0.model.digest.to_string())
-            .collect();
+        let mut models: Vec<String> = Vec::new();
+        for v in &trusted {
+            remember(&mut models, v.attestation.get().0.model.digest.to_string());
+        }
         match ctx.pin.value.as_deref() {
             None => findings.push(Finding {
                 place: ctx.pin.place.clone(),
@@ -730,14 +730,6 @@ fn check_image(
             }
             Some(_) => {}
         }
-    }
-}
-
-/// The artifact an attestation names, for messages.
-fn named_artifact(v: &TrustedAttestation) -> String {
-    match &v.attestation.get().0.model.artifact {
-        Some(a) => format!("model artifact {}@{}", a.name, a.digest),
-        None => "no model artifact (it attests a model directory)".into(),
     }
 }
 
@@ -833,27 +825,36 @@ fn check_model_volume(
                 // The artifact half: the image is attested, with another artifact.
                 let mut found: Vec<String> = Vec::new();
                 let mut signers: Vec<String> = Vec::new();
+                let mut directories = false;
                 for a in &trusted {
-                    remember(&mut found, named_artifact(a));
                     remember(&mut signers, format!("`{}`", a.authority));
+                    match &a.attestation.get().0.model.artifact {
+                        Some(x) => remember(&mut found, format!("{}@{}", x.name, x.digest)),
+                        None => directories = true,
+                    }
                 }
-                let attested = trusted
-                    .iter()
-                    .find_map(|a| a.attestation.get().0.model.artifact.as_ref())
-                    .map(|a| {
-                        format!(
-                            "mount the attested artifact (`{}@{}`), or ",
-                            a.name, a.digest
-                        )
-                    })
+                let named = match (found.is_empty(), directories) {
+                    (true, _) => {
+                        format!("attests a model directory, not model artifact {artifact}")
+                    }
+                    (false, false) => {
+                        format!("names model artifact {}, not {artifact}", found.join(", "))
+                    }
+                    (false, true) => format!(
+                        "names model artifact {}, not {artifact} (another attests a model directory)",
+                        found.join(", ")
+                    ),
+                };
+                let attested = found
+                    .first()
+                    .map(|a| format!("mount the attested artifact (`{a}`), or "))
                     .unwrap_or_default();
                 findings.push(Finding {
                     place: format!("image volume `{}`", v.name),
                     image: Some(v.text.to_owned()),
                     problem: format!(
-                        "is another model artifact than the one attested with the image of {place} (the artifact differs from the attested pair): the attestation of `{text}` by {} names {}, not {artifact}",
+                        "is another model artifact than the one attested with the image of {place} (the artifact differs from the attested pair): the attestation of `{text}` by {} {named}",
                         signers.join(", "),
-                        found.join(", ")
                     ),
                     hint: Some(format!(
                         "{attested}attest this pair and push it: {}",
@@ -877,7 +878,10 @@ fn check_model_volume(
                             format!("{} (artifact {artifact})", model_of(a)),
                         );
                     } else {
-                        let models: Vec<String> = naming.iter().map(|a| model_of(a)).collect();
+                        let mut models: Vec<String> = Vec::new();
+                        for a in &naming {
+                            remember(&mut models, model_of(a));
+                        }
                         findings.push(Finding {
                             place: place.clone(),
                             image: Some(text.to_owned()),
