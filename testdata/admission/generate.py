@@ -239,6 +239,22 @@ cases["pod-pvc-model-without-vouch-init"] = review(
         "name": "reranker", "image": digest("a1"), "args": ["--model", "/models/reranker"],
         "volumeMounts": [{"name": "weights", "mountPath": "/models", "readOnly": True}]}],
         extra_volumes=[{"name": "weights", "persistentVolumeClaim": {"claimName": "reranker-weights"}}]))
+cases["pod-image-volume-other-artifact-two-attestations"] = review(
+    "55555555-0000-0000-0000-000000000014", iv_pod("tiny-llm", server=digest("a8"), ref=artifact("d8")))
+iv_old = iv_pod("tiny-llm")
+iv_new = copy.deepcopy(iv_old)
+iv_new["spec"]["ephemeralContainers"] = [
+    {"name": "debugger", "image": digest("f6"), "targetContainerName": "server",
+     "volumeMounts": [{"name": "model", "mountPath": "/models/tiny-llm", "readOnly": True}]}
+]
+cases["pod-image-volume-update-ephemeral-mounts-model"] = review(
+    "55555555-0000-0000-0000-000000000015", iv_new, operation="UPDATE", old=iv_old, sub="ephemeralcontainers")
+iv_init = iv_pod("tiny-llm")
+iv_init["spec"]["initContainers"] = [
+    {"name": "convert", "image": FETCHER, "args": ["--in", "/models/tiny-llm"],
+     "volumeMounts": [{"name": "model", "mountPath": "/models/tiny-llm", "readOnly": True}]}
+]
+cases["pod-image-volume-init-container-mounts-model"] = review("55555555-0000-0000-0000-000000000016", iv_init)
 iv_dep = iv_pod("tiny-llm")
 cases["deployment-image-volume-allowed"] = review(
     "55555555-0000-0000-0000-000000000013",

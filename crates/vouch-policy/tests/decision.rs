@@ -369,3 +369,23 @@ fn the_artifact_rule_names_who_may_sign_the_pair() {
         1
     );
 }
+
+#[test]
+fn every_container_that_mounts_the_model_is_checked() {
+    let p = policy("enforce");
+    for (name, place) in [
+        (
+            "pod-image-volume-update-ephemeral-mounts-model",
+            "ephemeral container `debugger`",
+        ),
+        (
+            "pod-image-volume-init-container-mounts-model",
+            "init container `convert`",
+        ),
+    ] {
+        let d = run(&p, &review(name));
+        assert!(!d.allowed, "{name}");
+        assert_eq!(d.findings.len(), 1, "{name}: {}", d.message());
+        assert_eq!(d.findings[0].place, place, "{name}");
+    }
+}
