@@ -389,3 +389,29 @@ fn every_container_that_mounts_the_model_is_checked() {
         assert_eq!(d.findings[0].place, place, "{name}");
     }
 }
+
+/// Without `requireDigest`, an image no rule covers may run by tag, but not when it mounts
+/// a model artifact: the attestation pairing them can only name a digest.
+#[test]
+fn a_container_that_mounts_the_model_is_pinned_even_without_require_digest() {
+    let text = "apiVersion: vouch.dev/v1alpha1\nkind: TrustPolicy\nauthorities:\n  - name: release-ci\n    key: keys/release.pub\nimages:\n  - glob: registry.example.com/models/*\n    authorities: [release-ci]\nrequireDigest: false\ninitVerifierImage: registry.example.com/vouch/vouch-init@sha256:c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3\n";
+    let p = Policy::parse(text, Some(&fixtures::testdata(""))).unwrap();
+    let mut r = review("pod-image-volume-second-container-unattested");
+    r["request"]["object"]["spec"]["containers"][1]["image"] =
+        "registry.example.com/tools/model-fetcher:1.0".into();
+    let d = run(&p, &r);
+    assert_eq!(d.findings.len(), 1, "{}", d.message());
+    let f = &d.findings[0];
+    assert_eq!(f.place, "container `exporter`");
+    assert!(
+        f.problem
+            .contains("its image is not pinned by digest: the attestation that pairs them can only name a digest"),
+        "{f}"
+    );
+    // Not mounting it, the same tag is allowed under this policy.
+    r["request"]["object"]["spec"]["containers"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("volumeMounts");
+    assert!(run(&p, &r).allowed, "{}", run(&p, &r).message());
+}
