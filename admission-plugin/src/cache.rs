@@ -146,7 +146,7 @@ impl Cache {
                 ));
             }
         };
-        Lookup::Checked(vouch_policy::verify_image(
+        Lookup::Checked(vouch_policy::verify_for_admission(
             policy,
             image,
             &blobs,

@@ -433,6 +433,34 @@ fn policy_check_json_denied_is_one_document_with_every_problem() {
     assert!(!text.contains("control characters"), "{text}");
 }
 
+/// The image-volume template: denied until both digests are filled in, each placeholder
+/// named; and no vouch-init is asked for (the model arrives as an image volume).
+/// `scripts/cluster-e2e` fills it in and creates it through a real kube-apiserver.
+#[test]
+fn policy_check_names_the_placeholders_of_the_image_volume_example() {
+    let doc = json_failure(
+        &[
+            "policy",
+            "check",
+            "--policy",
+            "deploy/policy.example.yaml",
+            "deploy/examples/pod-image-volume.yaml",
+            "--json",
+        ],
+        1,
+    );
+    assert_eq!(doc["objects"][0]["decision"], "deny", "{doc}");
+    let text = doc.to_string();
+    for placeholder in ["`<artifact digest>`", "`<image digest>`"] {
+        assert!(
+            text.contains(&format!("still holds the placeholder {placeholder}")),
+            "{text}"
+        );
+    }
+    assert!(!text.contains("vouch-init"), "{text}");
+    assert_eq!(doc["errors"].as_array().unwrap().len(), 2, "{doc}");
+}
+
 #[test]
 fn policy_check_json_undecided_and_its_hint_speaks_of_this_command() {
     let w = Work::new();

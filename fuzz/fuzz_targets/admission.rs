@@ -2,7 +2,9 @@
 //! reads a review (the object is taken out and read by the policy, kube-core reads the
 //! rest), with fixed policies (`testdata/policy/enforce.yaml`, `warn.yaml`) and fixed
 //! verification results. A decision never allows what a stricter input denies: fewer
-//! verified attestations, an unreachable registry, or enforce instead of warn mode.
+//! verified attestations, an unreachable registry, or enforce instead of warn mode. The
+//! fixed attestations cover an image with a model directory and another image with a model
+//! artifact, so that Pods mounting it as an image volume reach the allowing path too.
 #![no_main]
 
 use kube_core::DynamicObject;
@@ -67,8 +69,13 @@ fn check(policy: &Policy, subject: &Subject<'_>, fixed: &vouch_fuzz::Admission) 
         let Some(pinned) = image.pinned() else {
             continue;
         };
-        let found = vouch_policy::verify_image(policy, image, &[&fixed.bundle], fixed.now);
-        let none = vouch_policy::verify_image(policy, image, &[] as &[&[u8]], fixed.now);
+        let found = vouch_policy::verify_for_admission(
+            policy,
+            image,
+            &[&fixed.bundle, &fixed.artifact_bundle],
+            fixed.now,
+        );
+        let none = vouch_policy::verify_for_admission(policy, image, &[] as &[&[u8]], fixed.now);
         attested.insert(pinned.clone(), Lookup::Checked(found));
         absent.insert(pinned.clone(), Lookup::Checked(none));
         unavailable.insert(pinned, Lookup::Unavailable("registry down".into()));

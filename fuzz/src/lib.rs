@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use vouch_attest::{Attestation, Image, Model};
+use vouch_attest::{Attestation, Image, Model, ModelArtifact};
 use vouch_model::{Digest, HashAlgorithm, HashOptions, IgnoreSet, ScanOptions};
 
 /// `testdata/` of the repository.
@@ -24,6 +24,14 @@ pub const SERVER_REPO: &str = "registry.example.com/models/tiny-llm-server";
 /// Its digest.
 pub const SERVER_HEX: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
 
+/// The server image attested with the model artifact [`ARTIFACT_HEX`] (as in
+/// `testdata/admission/pod-image-volume-*.json`).
+pub const PAIRED_HEX: &str = "a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7";
+/// The model artifact's repository.
+pub const ARTIFACT_REPO: &str = "registry.example.com/models/tiny-llm-weights";
+/// The model artifact's manifest digest.
+pub const ARTIFACT_HEX: &str = "d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7d7";
+
 /// The fixed inputs of the admission target.
 #[derive(Debug)]
 pub struct Admission {
@@ -34,6 +42,9 @@ pub struct Admission {
     /// A combined attestation of `SERVER_REPO@sha256:SERVER_HEX` with `tiny-llm`, signed by
     /// `keys/release.key` (which the policies trust).
     pub bundle: Vec<u8>,
+    /// A combined attestation of `SERVER_REPO@sha256:PAIRED_HEX` with the model artifact
+    /// `ARTIFACT_REPO@sha256:ARTIFACT_HEX` (`vouch attest --model-artifact`), by the same key.
+    pub artifact_bundle: Vec<u8>,
     /// When the attestations are verified.
     pub now: SystemTime,
 }
@@ -70,17 +81,28 @@ pub fn admission() -> &'static Admission {
         let key =
             vouch_sign::SigningKey::from_pem(&std::fs::read(testdata("keys/release.key")).unwrap())
                 .unwrap();
-        let bundle = key
-            .sign_dsse(
+        let sign = |a: &Attestation| {
+            key.sign_dsse(
                 vouch_bundle::IN_TOTO_PAYLOAD_TYPE,
-                vouch_attest::build_statement(&attestation),
+                vouch_attest::build_statement(a),
             )
             .unwrap()
-            .to_json();
+            .to_json()
+        };
+        let bundle = sign(&attestation);
+        let mut paired = attestation.clone();
+        paired.images[0].digest = Digest::from_hex(HashAlgorithm::Sha256, PAIRED_HEX).unwrap();
+        paired.model.artifact = Some(ModelArtifact {
+            name: ARTIFACT_REPO.into(),
+            digest: Digest::from_hex(HashAlgorithm::Sha256, ARTIFACT_HEX).unwrap(),
+            media_type: Some("application/vnd.cncf.model.manifest.v1+json".into()),
+        });
+        let artifact_bundle = sign(&paired);
         Admission {
             enforce,
             warn,
             bundle,
+            artifact_bundle,
             now: SystemTime::now(),
         }
     })

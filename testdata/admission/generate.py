@@ -176,6 +176,92 @@ cases["pod-exempt-namespace"] = review(
 cases["pod-image-volume-by-tag"] = review("33333333-0000-0000-0000-000000000005", pod("tiny-llm"))
 cases["pod-image-volume-by-tag"]["request"]["object"]["spec"]["volumes"].append(
     {"name": "weights", "image": {"reference": "registry.example.com/artifacts/weights:v1", "pullPolicy": "IfNotPresent"}})
+# Models mounted as image volumes (`volumes[].image`): the artifact's attestation is stored
+# next to the server image (fixtures: a7a7 is attested with artifact d7d7, e7e7 likewise
+# but by other.key), no vouch-init.
+ARTIFACT = "registry.example.com/models/tiny-llm-weights"
+
+
+def artifact(h):
+    return ARTIFACT + "@sha256:" + h * 32
+
+
+def iv_pod(name, server=digest("a7"), ref=artifact("d7"), pin=None, extra_containers=(),
+           extra_volumes=(), mount=True):
+    meta = {"name": name, "namespace": "models", "labels": {"app": "tiny-llm"}}
+    if pin:
+        meta["annotations"] = {"vouch.dev/model-digest": pin}
+    server_c = {"name": "server", "image": server, "args": ["--model", "/models/tiny-llm"]}
+    if mount:
+        server_c["volumeMounts"] = [{"name": "model", "mountPath": "/models/tiny-llm", "readOnly": True}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": {
+            "volumes": [{"name": "model", "image": {"reference": ref, "pullPolicy": "IfNotPresent"}}]
+            + list(extra_volumes),
+            "containers": [server_c] + list(extra_containers),
+            "restartPolicy": "Always",
+        },
+    }
+
+
+cases["pod-image-volume-allowed"] = review("55555555-0000-0000-0000-000000000001", iv_pod("tiny-llm"))
+cases["pod-image-volume-pinned-allowed"] = review(
+    "55555555-0000-0000-0000-000000000002", iv_pod("tiny-llm", pin=MODEL))
+cases["pod-image-volume-other-artifact"] = review(
+    "55555555-0000-0000-0000-000000000003", iv_pod("tiny-llm", ref=artifact("d8")))
+cases["pod-image-volume-unattested-server"] = review(
+    "55555555-0000-0000-0000-000000000004", iv_pod("tiny-llm", server=digest("f6")))
+cases["pod-image-volume-artifact-by-tag"] = review(
+    "55555555-0000-0000-0000-000000000005", iv_pod("tiny-llm", ref=ARTIFACT + ":1.0.0"))
+cases["pod-image-volume-unmounted"] = review(
+    "55555555-0000-0000-0000-000000000006",
+    iv_pod("tiny-llm", extra_volumes=[{"name": "spare", "image": {"reference": artifact("d8")}}]))
+cases["pod-image-volume-unmounted-attested"] = review(
+    "55555555-0000-0000-0000-000000000007",
+    iv_pod("tiny-llm", extra_volumes=[{"name": "spare", "image": {"reference": artifact("d7")}}]))
+cases["pod-image-volume-second-container-unattested"] = review(
+    "55555555-0000-0000-0000-000000000008",
+    iv_pod("tiny-llm", extra_containers=[{
+        "name": "exporter", "image": FETCHER, "args": ["--serve", "/models/tiny-llm"],
+        "volumeMounts": [{"name": "model", "mountPath": "/models/tiny-llm", "readOnly": True}]}]))
+cases["pod-image-volume-untrusted-key"] = review(
+    "55555555-0000-0000-0000-000000000009", iv_pod("tiny-llm", server=digest("e7")))
+cases["pod-image-volume-directory-attestation"] = review(
+    "55555555-0000-0000-0000-000000000010", iv_pod("tiny-llm", server=digest("a1")))
+cases["pod-image-volume-pin-mismatch"] = review(
+    "55555555-0000-0000-0000-000000000011", iv_pod("tiny-llm", pin=OTHER_MODEL))
+cases["pod-pvc-model-without-vouch-init"] = review(
+    "55555555-0000-0000-0000-000000000012",
+    iv_pod("tiny-llm", pin=MODEL, extra_containers=[{
+        "name": "reranker", "image": digest("a1"), "args": ["--model", "/models/reranker"],
+        "volumeMounts": [{"name": "weights", "mountPath": "/models", "readOnly": True}]}],
+        extra_volumes=[{"name": "weights", "persistentVolumeClaim": {"claimName": "reranker-weights"}}]))
+cases["pod-image-volume-other-artifact-two-attestations"] = review(
+    "55555555-0000-0000-0000-000000000014", iv_pod("tiny-llm", server=digest("a8"), ref=artifact("d8")))
+iv_old = iv_pod("tiny-llm")
+iv_new = copy.deepcopy(iv_old)
+iv_new["spec"]["ephemeralContainers"] = [
+    {"name": "debugger", "image": digest("f6"), "targetContainerName": "server",
+     "volumeMounts": [{"name": "model", "mountPath": "/models/tiny-llm", "readOnly": True}]}
+]
+cases["pod-image-volume-update-ephemeral-mounts-model"] = review(
+    "55555555-0000-0000-0000-000000000015", iv_new, operation="UPDATE", old=iv_old, sub="ephemeralcontainers")
+iv_init = iv_pod("tiny-llm")
+iv_init["spec"]["initContainers"] = [
+    {"name": "convert", "image": FETCHER, "args": ["--in", "/models/tiny-llm"],
+     "volumeMounts": [{"name": "model", "mountPath": "/models/tiny-llm", "readOnly": True}]}
+]
+cases["pod-image-volume-init-container-mounts-model"] = review("55555555-0000-0000-0000-000000000016", iv_init)
+iv_dep = iv_pod("tiny-llm")
+cases["deployment-image-volume-allowed"] = review(
+    "55555555-0000-0000-0000-000000000013",
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "tiny-llm", "namespace": "models"},
+     "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "tiny-llm"}},
+              "template": {"metadata": {"labels": {"app": "tiny-llm"}}, "spec": iv_dep["spec"]}}},
+    kind=("apps", "v1", "Deployment"), resource="deployments")
 cases["empty-object"] = review("44444444-0000-0000-0000-000000000001", {})
 wrong = review("44444444-0000-0000-0000-000000000002", pod("tiny-llm"))
 wrong["apiVersion"] = "admission.k8s.io/v1beta1"

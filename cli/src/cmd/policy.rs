@@ -106,7 +106,7 @@ impl Bundles<'_> {
                 .map_err(|f| f.message)
         };
         let l = match blobs {
-            Ok(b) => Lookup::Checked(vouch_policy::verify_image(
+            Ok(b) => Lookup::Checked(vouch_policy::verify_for_admission(
                 policy,
                 image,
                 &b,

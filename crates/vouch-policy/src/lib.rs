@@ -9,10 +9,13 @@
 //! 2. [`workload::extract`]: the pod template of a Pod, Deployment, StatefulSet, DaemonSet,
 //!    ReplicaSet, ReplicationController, Job or CronJob (init, regular and ephemeral
 //!    containers, image volumes).
-//! 3. [`lookups`]: which images need a combined attestation (the caller fetches their
-//!    bundles: registry, files, a cache), then [`verify_image`]: check those bundles
-//!    against the authorities the policy names for the image. Only `verify_image` can build
-//!    an [`ImageAttestations`], and it holds only [`vouch_trust::Verified`] attestations.
+//! 3. [`lookups`]: which images' attestations the decision needs (the caller fetches their
+//!    bundles, stored next to each image: registry, files, a cache), then
+//!    [`verify_for_admission`]: check those bundles against the policy's authorities
+//!    ([`verify_image`]: only those of the image's own rules, for `vouch verify --policy`
+//!    and `vouch-init`). Only these can build an [`ImageAttestations`], and it holds only
+//!    [`vouch_trust::Verified`] attestations. A model mounted as an image volume is
+//!    checked through the attestations of the images that mount it, which name its digest.
 //! 4. [`decide`]: a pure function over (the object, namespace and operation, the policy,
 //!    the verified results per image) that returns allow or deny with one finding per
 //!    problem: the container, the image, what is wrong, and a hint with the command that
@@ -37,4 +40,6 @@ pub use policy::{
     API_VERSION, Authority, AuthorityKind, DEFAULT_MODEL_PIN_ANNOTATION, ImageRule, KIND, Mode,
     Policy, PolicyError, SubjectMatch, Undecidable,
 };
-pub use verify::{Attestations, ImageAttestations, Lookup, TrustedAttestation, verify_image};
+pub use verify::{
+    Attestations, ImageAttestations, Lookup, TrustedAttestation, verify_for_admission, verify_image,
+};

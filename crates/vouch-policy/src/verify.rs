@@ -8,7 +8,7 @@ use vouch_bundle::Bundle;
 use vouch_trust::{Signer, Trust, Verified};
 
 use crate::image::ImageRef;
-use crate::policy::{AuthorityKind, Policy, SubjectMatch};
+use crate::policy::{Authority, AuthorityKind, Policy, SubjectMatch};
 
 /// An attestation that verified against a named authority and covers the image digest.
 #[derive(Debug, Clone)]
@@ -64,7 +64,43 @@ pub fn verify_image(
     bundles: &[impl AsRef<[u8]>],
     now: SystemTime,
 ) -> ImageAttestations {
-    let authorities = policy.authorities_for(&image.repository);
+    verify_with(
+        policy.authorities_for(&image.repository),
+        image,
+        bundles,
+        now,
+    )
+}
+
+/// The admission decision's check of the bundles stored next to `image`: as
+/// [`verify_image`], but against every authority of the policy, those of the image's own
+/// rules first. An image's referrers also hold the attestations that pair it with a model
+/// artifact mounted as an image volume, and the artifact's rule may name other authorities
+/// than the image's, or the image may be covered by no rule at all; the decision then
+/// counts, for each rule, only the attestations of that rule's authorities. Each bundle is
+/// recorded under the first authority that verifies it. The result depends only on the
+/// image, the bundles and the policy (never on the Pod), so it can be cached per image.
+pub fn verify_for_admission(
+    policy: &Policy,
+    image: &ImageRef,
+    bundles: &[impl AsRef<[u8]>],
+    now: SystemTime,
+) -> ImageAttestations {
+    let mut authorities = policy.authorities_for(&image.repository);
+    for a in &policy.authorities {
+        if !authorities.iter().any(|b| b.name == a.name) {
+            authorities.push(a);
+        }
+    }
+    verify_with(authorities, image, bundles, now)
+}
+
+fn verify_with(
+    authorities: Vec<&Authority>,
+    image: &ImageRef,
+    bundles: &[impl AsRef<[u8]>],
+    now: SystemTime,
+) -> ImageAttestations {
     let mut out = ImageAttestations {
         verified: Vec::new(),
         rejected: Vec::new(),
