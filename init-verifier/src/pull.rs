@@ -283,7 +283,9 @@ fn pull_failure(artifact: &ImageReference, e: &vouch_oci::Error) -> Failure {
             found,
             ..
         } => {
-            let message = format!("the model artifact {artifact} was not pulled: {e}{hint}");
+            let message = format!(
+                "the model artifact {artifact} was not pulled (nothing of it is left in the model directory): {e}{hint}"
+            );
             Failure::Differs {
                 kind: "model-mismatch",
                 reasons: vec![json!({

@@ -112,7 +112,7 @@ impl Error {
                     .to_owned(),
             ),
             Self::BlobDiffers { .. } => Some(
-                "the artifact in the registry is not the one its manifest names (its storage was changed, or something between rewrote it); push the model again from the release; nothing was kept"
+                "the registry holds other bytes than the artifact's manifest names (its storage was changed, or something between rewrote them); push the model again from the release"
                     .to_owned(),
             ),
             Self::Denied { .. } => Some(
