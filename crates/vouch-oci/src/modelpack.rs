@@ -542,10 +542,10 @@ fn send_file(
 
 /// Blobs downloaded at once by [`pull`].
 const PARALLEL_DOWNLOADS: usize = 4;
-/// Pieces of one download queued for its writer (each at most what one socket read gave).
-const QUEUED_PIECES: usize = 8;
-/// The writer's buffer: pieces are gathered into writes of this size.
-const WRITE_BUFFER: usize = 1 << 20;
+/// Pieces of one download queued for its writer. A piece is what one read of the
+/// connection gave (hyper's buffer, which grows to a few hundred KiB on a fast link), and is
+/// written as it is: no second copy.
+const QUEUED_PIECES: usize = 4;
 
 /// Creates the file one blob is written to, when its download starts (the caller decides
 /// where, and refuses to write through links); an error is the reason, for a person.
@@ -584,7 +584,7 @@ enum Check {
 
 /// Pull the blobs `files` name from `reference`'s repository, [`PARALLEL_DOWNLOADS`] at
 /// once, into the files their `create` makes: every piece is hashed and written as it
-/// arrives (memory stays flat: a few pieces queued and one write buffer per download), and
+/// arrives (memory stays flat: a few pieces queued per download), and
 /// each blob must have its size and digest ([`Error::BlobDiffers`] otherwise; a blob longer
 /// than its size is stopped at once). Returns the bytes written.
 ///
@@ -718,8 +718,7 @@ fn write_blob(
     use sha2::Digest as _;
     use std::io::Write as _;
     let write_err = |e: std::io::Error| format!("cannot write `{path}`: {e}");
-    let file = create()?;
-    let mut out = std::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let mut out = create()?;
     let mut h = sha2::Sha256::new();
     let mut n = 0u64;
     while let Some(piece) = rx.blocking_recv() {
@@ -729,7 +728,6 @@ fn write_blob(
         out.write_all(&piece).map_err(write_err)?;
         n += piece.len() as u64;
     }
-    out.flush().map_err(write_err)?;
     Ok((format!("sha256:{}", hex::encode(h.finalize())), n))
 }
 
