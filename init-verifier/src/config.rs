@@ -17,7 +17,7 @@ use clap::Parser;
 /// Exit status: 0 verified, 1 rejected, 2 could not decide.
 ///
 /// Output: one JSON line on stdout in every outcome: `{"verified": true, "modelDigest", "files",
-/// "bytes", "seconds"}`, or `{"verified": false, "outcome": "rejected"|"undecided",
+/// "bytes", "seconds"}` (and `"modelArtifact", "pulled"` with `--model-artifact`), or `{"verified": false, "outcome": "rejected"|"undecided",
 /// "errors": [{"kind", "file", "role", "expected", "found", "message", "hint"}], ...}`. When it
 /// does not verify, the reason is written twice on purpose: in that JSON line on stdout, and
 /// as text on stderr (and in the termination log, for `kubectl describe pod`); on a terminal
@@ -25,7 +25,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "vouch-init", version, about, max_term_width = 100)]
 pub struct Args {
-    /// The mounted model directory to check.
+    /// The mounted model directory to check (with `--model-artifact`: the empty volume to
+    /// pull into).
     #[arg(
         long,
         env = "VOUCH_MODEL_DIR",

@@ -310,16 +310,16 @@ fn pull_failure(artifact: &ImageReference, e: &vouch_oci::Error) -> Failure {
 /// a failure, remove what was moved.
 fn move_into_place(dir: &Path, temp: &Path) -> Result<(), Failure> {
     let now = volume(dir)?;
-    let others: Vec<&PathBuf> = now
+    let appeared = now
         .other
         .iter()
         .chain(now.stale.iter().filter(|s| s.as_path() != temp))
-        .collect();
-    if !others.is_empty() {
+        .next();
+    if let Some(first) = appeared {
         return Err(undecided(format!(
             "the model directory `{}` is no longer empty (`{}` appeared while the model was pulled)\nhint: nothing else may write to the model volume while vouch-init runs",
             dir.display(),
-            others[0].display()
+            first.display()
         )));
     }
     let entries: Vec<PathBuf> = std::fs::read_dir(temp)
@@ -366,7 +366,10 @@ fn with_cleanup(f: Failure, temp: &Path) -> Failure {
         temp.display()
     );
     let add = |m: &str| match m.find("\nhint: ") {
-        Some(i) => format!("{}{extra}{}", &m[..i], &m[i..]),
+        Some(i) => {
+            let (text, hints) = m.split_at(i);
+            format!("{text}{extra}{hints}")
+        }
         None => format!("{m}{extra}"),
     };
     match f {

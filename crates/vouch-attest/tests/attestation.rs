@@ -273,14 +273,15 @@ fn signed_but_inconsistent_statements_are_rejected() {
     );
 }
 
+/// Layers as a manifest lists them: path, size, digest.
+type Layers = Vec<(String, u64, String)>;
+type VerifiedAttestation = vouch_trust::Verified<(Attestation, vouch_trust::Signer)>;
+
 /// An attestation of the example model as an artifact (its files as a manifest lists them).
-fn artifact_attestation() -> (
-    Vec<(String, u64, String)>,
-    vouch_trust::Verified<(Attestation, vouch_trust::Signer)>,
-) {
+fn artifact_attestation() -> (Layers, VerifiedAttestation) {
     let dir = copy_model();
     let a = attest(dir.path(), Method::Files, HashAlgorithm::Sha256);
-    let layers: Vec<(String, u64, String)> = a
+    let layers: Layers = a
         .model
         .files
         .iter()
@@ -311,10 +312,7 @@ fn artifact_attestation() -> (
     (layers, v)
 }
 
-fn check_layers(
-    v: &vouch_trust::Verified<(Attestation, vouch_trust::Signer)>,
-    layers: &[(String, u64, String)],
-) -> Result<Model, Error> {
+fn check_layers(v: &VerifiedAttestation, layers: &[(String, u64, String)]) -> Result<Model, Error> {
     let files: Vec<vouch_attest::ArtifactFile<'_>> = layers
         .iter()
         .map(|(p, s, d)| vouch_attest::ArtifactFile {
