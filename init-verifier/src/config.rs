@@ -6,11 +6,18 @@ use clap::Parser;
 
 /// Verify a model directory against a signed combined attestation before the model starts.
 ///
+/// With `--model-artifact REF@sha256:HEX` (clusters without image volumes), the model is pulled
+/// from that ModelPack artifact into `--model-dir`, which must be empty, and verified while it
+/// streams: the attestation must name the artifact, its manifest must list exactly the attested
+/// files, and every file is moved into place only when all of them matched; on any failure
+/// nothing is left in the directory. A directory that already holds files (a restarted Pod) is
+/// checked in place as without `--model-artifact`.
+///
 /// Every flag can also be set with the environment variable shown, for Kubernetes manifests.
 /// Exit status: 0 verified, 1 rejected, 2 could not decide.
 ///
 /// Output: one JSON line on stdout in every outcome: `{"verified": true, "modelDigest", "files",
-/// "bytes", "seconds"}`, or `{"verified": false, "outcome": "rejected"|"undecided",
+/// "bytes", "seconds"}` (and `"modelArtifact", "pulled"` with `--model-artifact`), or `{"verified": false, "outcome": "rejected"|"undecided",
 /// "errors": [{"kind", "file", "role", "expected", "found", "message", "hint"}], ...}`. When it
 /// does not verify, the reason is written twice on purpose: in that JSON line on stdout, and
 /// as text on stderr (and in the termination log, for `kubectl describe pod`); on a terminal
@@ -18,7 +25,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "vouch-init", version, about, max_term_width = 100)]
 pub struct Args {
-    /// The mounted model directory to check.
+    /// The mounted model directory to check (with `--model-artifact`: the empty volume to
+    /// pull into).
     #[arg(
         long,
         env = "VOUCH_MODEL_DIR",
@@ -43,6 +51,16 @@ pub struct Args {
         value_name = "REF@sha256:HEX"
     )]
     pub image: Option<String>,
+    /// Pull the model from this ModelPack artifact (as `vouch model push` printed it) into
+    /// `--model-dir`, verifying every file as it arrives. The attestation must name this
+    /// artifact (`vouch attest --model-artifact`); it comes from `--attestation` or `--image`.
+    #[arg(
+        long,
+        env = "VOUCH_MODEL_ARTIFACT",
+        hide_env_values = true,
+        value_name = "REF@sha256:HEX"
+    )]
+    pub model_artifact: Option<String>,
     /// Allow plain HTTP to a registry that is not on the loopback interface.
     #[arg(long, env = "VOUCH_ALLOW_INSECURE_REGISTRY", hide_env_values = true)]
     pub allow_insecure_registry: bool,
@@ -100,6 +118,10 @@ pub struct Config {
     pub model_dir: PathBuf,
     pub attestation: Source,
     pub image_digest: Option<vouch_model::Digest>,
+    /// `--model-artifact`: pull the model from this artifact (pinned by digest).
+    pub artifact: Option<vouch_oci::ImageReference>,
+    /// How to reach registries (`--image`, `--model-artifact`).
+    pub registry: vouch_oci::Options,
     pub trust: TrustSource,
     pub pin: Option<String>,
     pub threads: usize,
@@ -125,11 +147,7 @@ pub enum Source {
     /// A mounted file.
     File(PathBuf),
     /// The attestations attached to this image (pinned by digest) in its registry.
-    Registry {
-        image: vouch_oci::ImageReference,
-        allow_insecure: bool,
-        registry_ca: Option<vouch_oci::RegistryCa>,
-    },
+    Registry { image: vouch_oci::ImageReference },
 }
 
 /// Why `vouch-init` did not verify. A message may carry `  - ` detail lines and ends with
@@ -143,6 +161,9 @@ pub enum Failure {
     /// Rejected: the model on disk differs from the attestation (exit 1); `reasons` are the
     /// differences as data, in the JSON shape `vouch --json` uses for `errors`.
     Differs {
+        /// The JSON line's `kind`: `model-mismatch` (files), `artifact-mismatch` (the
+        /// attestation names another model artifact).
+        kind: &'static str,
         /// The text, as for `Rejected`.
         message: String,
         /// One JSON object per difference.
@@ -207,19 +228,36 @@ impl TryFrom<Args> for Config {
                     .ok_or_else(|| usage("`--image` must carry a sha256 digest"))?,
             ),
         };
+        let registry = vouch_oci::Options {
+            allow_insecure: a.allow_insecure_registry,
+            registry_ca: match &a.registry_ca {
+                Some(p) => Some(vouch_oci::RegistryCa::from_file(p).map_err(|e| {
+                    let hint = e.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default();
+                    Failure::Undecided(format!("{e}{hint}"))
+                })?),
+                None => None,
+            },
+            ..Default::default()
+        };
+        let artifact = match &a.model_artifact {
+            None => None,
+            Some(r) => Some(vouch_oci::ImageReference::parse_pinned(r).map_err(|e| {
+                usage(&format!(
+                    "`--model-artifact`: {e}{}",
+                    e.hint().map(|h| format!("; {h}")).unwrap_or_default()
+                ))
+            })?),
+        };
+        if let Some(r) = &artifact
+            && !r.digest().is_some_and(vouch_oci::is_sha256_digest)
+        {
+            return Err(usage(&format!(
+                "`--model-artifact {r}` must carry a sha256 digest (`REF@sha256:<64 hex digits>`)"
+            )));
+        }
         let attestation = match (a.attestation, image) {
             (Some(file), _) => Source::File(file),
-            (None, Some(image)) => Source::Registry {
-                image,
-                allow_insecure: a.allow_insecure_registry,
-                registry_ca: match &a.registry_ca {
-                    Some(p) => Some(vouch_oci::RegistryCa::from_file(p).map_err(|e| {
-                        let hint = e.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default();
-                        Failure::Undecided(format!("{e}{hint}"))
-                    })?),
-                    None => None,
-                },
-            },
+            (None, Some(image)) => Source::Registry { image },
             (None, None) => {
                 return Err(usage(
                     "give the attestation with `--attestation FILE` (VOUCH_ATTESTATION), or `--image REF@sha256:HEX` (VOUCH_IMAGE) to fetch it from the registry",
@@ -236,15 +274,17 @@ impl TryFrom<Args> for Config {
                 )));
             }
         }
-        if a.expect_model_digest.is_none() && image_digest.is_none() {
+        if a.expect_model_digest.is_none() && image_digest.is_none() && artifact.is_none() {
             return Err(usage(
-                "pin what the attestation must cover: `--expect-model-digest sha256:HEX` (VOUCH_EXPECT_MODEL_DIGEST) and/or `--image REF@sha256:HEX`; without a pin any validly signed model would pass",
+                "pin what the attestation must cover: `--expect-model-digest sha256:HEX` (VOUCH_EXPECT_MODEL_DIGEST), `--image REF@sha256:HEX` and/or `--model-artifact REF@sha256:HEX`; without a pin any validly signed model would pass",
             ));
         }
         Ok(Self {
             model_dir: a.model_dir,
             attestation,
             image_digest,
+            artifact,
+            registry,
             trust,
             pin: a.expect_model_digest.map(|p| p.to_ascii_lowercase()),
             threads: a.threads,

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod pull;
 mod run;
 
 use std::process::ExitCode;

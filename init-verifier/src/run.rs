@@ -29,11 +29,11 @@ fn read(path: &std::path::Path, what: &str) -> Result<Vec<u8>, Failure> {
     Ok(out)
 }
 
-const MISMATCH_HINT: &str =
+pub const MISMATCH_HINT: &str =
     "the model volume was changed after CI signed it; restore it from the release";
 
 /// One difference in the shape of `vouch --json`'s `errors` entries.
-fn difference_json(d: &vouch_attest::RoledDifference) -> serde_json::Value {
+pub fn difference_json(d: &vouch_attest::RoledDifference, hint: &str) -> serde_json::Value {
     use vouch_model::Difference as D;
     let (expected, found) = match &d.difference {
         D::Missing { path } => (json!(path.as_str()), json!(null)),
@@ -54,7 +54,7 @@ fn difference_json(d: &vouch_attest::RoledDifference) -> serde_json::Value {
         "expected": expected,
         "found": found,
         "message": d.to_string(),
-        "hint": MISMATCH_HINT,
+        "hint": hint,
     })
 }
 
@@ -115,16 +115,20 @@ fn check_public_key_pem(path: &std::path::Path, bytes: &[u8]) -> Result<(), Fail
     Err(Failure::Undecided(problem))
 }
 
-fn attest_failure(e: vouch_attest::Error) -> Failure {
+pub fn attest_failure(e: vouch_attest::Error) -> Failure {
     match e {
         vouch_attest::Error::Mismatch(diffs) => {
             let lines: Vec<String> = diffs.iter().map(|d| format!("  - {d}")).collect();
             Failure::Differs {
+                kind: "model-mismatch",
                 message: format!(
                     "the model on disk does not match the signed attestation:\n{}\nhint: {MISMATCH_HINT}",
                     lines.join("\n")
                 ),
-                reasons: diffs.iter().map(difference_json).collect(),
+                reasons: diffs
+                    .iter()
+                    .map(|d| difference_json(d, MISMATCH_HINT))
+                    .collect(),
             }
         }
         e if e.is_rejection() => Failure::Rejected(e.to_string()),
@@ -133,25 +137,19 @@ fn attest_failure(e: vouch_attest::Error) -> Failure {
 }
 
 /// The candidate bundles, each with where it came from.
-fn candidates(source: &Source) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+fn candidates(
+    source: &Source,
+    options: &vouch_oci::Options,
+) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     match source {
         Source::File(path) => {
             let bytes = read(path, "attestation")?;
             check_bundle_shape(path, &bytes)?;
             Ok(vec![(path.display().to_string(), bytes)])
         }
-        Source::Registry {
-            image,
-            allow_insecure,
-            registry_ca,
-        } => {
-            let options = vouch_oci::Options {
-                allow_insecure: *allow_insecure,
-                registry_ca: registry_ca.clone(),
-                ..Default::default()
-            };
+        Source::Registry { image } => {
             let registry =
-                vouch_oci::BlockingRegistry::for_reference(image, &options).map_err(|e| {
+                vouch_oci::BlockingRegistry::for_reference(image, options).map_err(|e| {
                     let hint = e.hint().map(|h| format!("\nhint: {h}")).unwrap_or_default();
                     Failure::Undecided(format!("{e}{hint}"))
                 })?;
@@ -186,14 +184,17 @@ enum Checker {
     },
 }
 
-/// What verified: the model report, and the policy authority that signed (with `--policy`).
+/// What verified: the model report, the policy authority that signed (with `--policy`),
+/// and with `--model-artifact`, the artifact and whether it was pulled (or found in place).
 #[derive(Debug)]
 pub struct Outcome {
     pub report: ModelReport,
     pub authority: Option<String>,
+    pub artifact: Option<(String, bool)>,
 }
 
-type VerifiedAttestation = vouch_trust::Verified<(vouch_attest::Attestation, vouch_trust::Signer)>;
+pub type VerifiedAttestation =
+    vouch_trust::Verified<(vouch_attest::Attestation, vouch_trust::Signer)>;
 
 /// Load the key, or the policy and check that it can decide for the image, before any
 /// bundle is read or fetched.
@@ -285,6 +286,30 @@ fn check_candidate(
     if let Some(pin) = &c.pin {
         vouch_attest::check_pin(&attestation, pin).map_err(attest_failure)?;
     }
+    if let Some(digest) = c.artifact.as_ref().and_then(|a| a.digest()) {
+        vouch_attest::check_artifact(&attestation, digest).map_err(|e| {
+            let hint = "give the artifact the attestation names (`vouch inspect --image IMAGE` shows it), or attest this one with the image: `vouch attest --image IMAGE --model-artifact REF@sha256:... --push`";
+            let (expected, found) = match &e {
+                vouch_attest::Error::ArtifactMismatch { expected, found } => {
+                    (json!(expected), json!(found))
+                }
+                _ => (json!(null), json!(null)),
+            };
+            Failure::Differs {
+                kind: "artifact-mismatch",
+                message: format!("{e}\nhint: {hint}"),
+                reasons: vec![json!({
+                    "kind": "artifact-mismatch",
+                    "file": null,
+                    "role": null,
+                    "expected": expected,
+                    "found": found,
+                    "message": e.to_string(),
+                    "hint": hint,
+                })],
+            }
+        })?;
+    }
     Ok((attestation, authority))
 }
 
@@ -318,10 +343,19 @@ fn none_passed(mut reasons: Vec<((String, Vec<u8>), Failure)>) -> Failure {
 pub fn run(c: &Config) -> Result<Outcome, Failure> {
     let checker = checker(c)?;
     // The first candidate that passes signature, image and pin; the model check follows.
-    let chosen = vouch_attest::first_accepted(candidates(&c.attestation)?, |(_, bytes)| {
-        check_candidate(bytes, &checker, c)
-    });
+    let chosen =
+        vouch_attest::first_accepted(candidates(&c.attestation, &c.registry)?, |(_, bytes)| {
+            check_candidate(bytes, &checker, c)
+        });
     let (_, (attestation, authority)) = chosen.map_err(none_passed)?;
+    if let Some(artifact) = &c.artifact {
+        let pulled = crate::pull::pull(c, artifact, &attestation)?;
+        return Ok(Outcome {
+            report: pulled.report,
+            authority,
+            artifact: Some((artifact.to_string(), pulled.pulled)),
+        });
+    }
     let options = CheckOptions {
         reject_hard_links: true,
         threads: c.threads,
@@ -332,6 +366,7 @@ pub fn run(c: &Config) -> Result<Outcome, Failure> {
     Ok(Outcome {
         report: report.into_inner(),
         authority,
+        artifact: None,
     })
 }
 
@@ -341,6 +376,7 @@ pub fn report(outcome: &Result<Outcome, Failure>, seconds: f64) -> (u8, String, 
         Ok(Outcome {
             report: r,
             authority,
+            artifact,
         }) => {
             let mut line = json!({
                 "verified": true,
@@ -349,8 +385,14 @@ pub fn report(outcome: &Result<Outcome, Failure>, seconds: f64) -> (u8, String, 
                 "bytes": r.bytes,
                 "seconds": (seconds * 1000.0).round() / 1000.0,
             });
-            if let (Some(a), Some(map)) = (authority, line.as_object_mut()) {
-                map.insert("authority".into(), json!(a));
+            if let Some(map) = line.as_object_mut() {
+                if let Some(a) = authority {
+                    map.insert("authority".into(), json!(a));
+                }
+                if let Some((reference, pulled)) = artifact {
+                    map.insert("modelArtifact".into(), json!(reference));
+                    map.insert("pulled".into(), json!(pulled));
+                }
             }
             (0, line.to_string(), None)
         }
@@ -410,7 +452,7 @@ fn parts(f: &Failure) -> (&'static str, String, Vec<String>, Vec<String>) {
     let first = lines.next().unwrap_or_default();
     let (kind, first) = match (f, first.strip_prefix("usage: ")) {
         (_, Some(rest)) => ("usage", rest),
-        (Failure::Differs { .. }, None) => ("model-mismatch", first),
+        (Failure::Differs { kind, .. }, None) => (*kind, first),
         (Failure::Rejected(_), None) => ("rejected", first),
         (Failure::Undecided(_), None) => ("undecided", first),
     };

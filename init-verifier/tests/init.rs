@@ -890,3 +890,202 @@ fn help_shows_env_names_without_values_and_says_where_the_reason_goes() {
     );
     assert!(flat.contains("as text on stderr"), "{help}");
 }
+
+// --- `--model-artifact` without a registry: what is decided before the pull, and a volume
+// that already holds the model. The pull itself runs against real registries in
+// scripts/modelpack-e2e.
+
+const ARTIFACT: &str = "127.0.0.1:1/models/tiny-llm-weights";
+
+/// An attestation of the example model as the artifact `ARTIFACT@sha256:<22..>`, signed
+/// with `release.key`, and an empty volume beside it.
+fn artifact_fixture() -> (Fixture, String) {
+    let f = fixture();
+    let scan = ScanOptions::default();
+    let manifest = vouch_model::hash_dir(&f.model(), &scan, &HashOptions::default(), None).unwrap();
+    let digests: Vec<(String, u64, String)> = manifest
+        .resources()
+        .iter()
+        .map(|r| (r.path.to_string(), r.size.unwrap(), r.digest.to_string()))
+        .collect();
+    let files: Vec<vouch_attest::ArtifactFile<'_>> = digests
+        .iter()
+        .map(|(p, s, d)| vouch_attest::ArtifactFile {
+            path: p,
+            size: *s,
+            digest: d,
+        })
+        .collect();
+    let artifact_digest = Digest {
+        algorithm: HashAlgorithm::Sha256,
+        bytes: [0x22; 32],
+    };
+    let model = Model::from_artifact(
+        "tiny-llm",
+        vouch_attest::ModelArtifact {
+            name: ARTIFACT.into(),
+            digest: artifact_digest,
+            media_type: None,
+        },
+        &files,
+    )
+    .unwrap();
+    let a = Attestation {
+        images: vec![Image {
+            name: "registry.example.com/models/tiny-llm".into(),
+            digest: Digest {
+                algorithm: HashAlgorithm::Sha256,
+                bytes: IMAGE,
+            },
+            media_type: None,
+            reference: None,
+        }],
+        model,
+        metadata: Default::default(),
+    };
+    let key = vouch_sign::SigningKey::from_pem(
+        &std::fs::read(repo().join("testdata/keys/release.key")).unwrap(),
+    )
+    .unwrap();
+    let bundle = key
+        .sign_dsse(
+            vouch_bundle::IN_TOTO_PAYLOAD_TYPE,
+            vouch_attest::build_statement(&a),
+        )
+        .unwrap();
+    std::fs::write(f.attestation(), bundle.to_json()).unwrap();
+    std::fs::create_dir(f.dir.path().join("volume")).unwrap();
+    (f, format!("{ARTIFACT}@{artifact_digest}"))
+}
+
+fn vouch_init_pull(f: &Fixture, dir: &Path, artifact: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vouch-init"))
+        .arg("--model-dir")
+        .arg(dir)
+        .arg("--attestation")
+        .arg(f.attestation())
+        .arg("--key")
+        .arg(repo().join("testdata/keys/release.pub"))
+        .arg("--termination-log")
+        .arg(f.dir.path().join("termination-log"))
+        .args(["--model-artifact", artifact])
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+#[test]
+fn model_artifact_another_digest_is_refused_before_anything_is_fetched_or_written() {
+    let (f, _) = artifact_fixture();
+    let volume = f.dir.path().join("volume");
+    let other = format!("{ARTIFACT}@sha256:{}", "33".repeat(32));
+    let out = vouch_init_pull(&f, &volume, &other);
+    let line = json_failure(&out, 1);
+    assert_eq!(line["kind"], "artifact-mismatch");
+    let e = &line["errors"][0];
+    assert_eq!(e["expected"], format!("sha256:{}", "33".repeat(32)));
+    assert_eq!(e["found"], format!("{ARTIFACT}@sha256:{}", "22".repeat(32)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the attestation covers model artifact"),
+        "{stderr}"
+    );
+    assert!(is_empty(&volume));
+}
+
+#[test]
+fn model_artifact_with_a_directory_attestation_is_refused() {
+    let f = fixture();
+    let volume = f.dir.path().join("volume");
+    std::fs::create_dir(&volume).unwrap();
+    let out = vouch_init_pull(
+        &f,
+        &volume,
+        &format!("{ARTIFACT}@sha256:{}", "22".repeat(32)),
+    );
+    let line = json_failure(&out, 1);
+    assert_eq!(line["kind"], "artifact-mismatch");
+    assert!(
+        line["errors"][0]["found"]
+            .as_str()
+            .unwrap()
+            .contains("it attests a model directory"),
+        "{line}"
+    );
+    assert!(is_empty(&volume));
+}
+
+#[test]
+fn model_artifact_by_tag_is_a_usage_error() {
+    let (f, _) = artifact_fixture();
+    let volume = f.dir.path().join("volume");
+    let out = vouch_init_pull(&f, &volume, &format!("{ARTIFACT}:v1"));
+    let line = json_failure(&out, 2);
+    assert_eq!(line["kind"], "usage");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("--model-artifact")
+    );
+}
+
+#[test]
+fn model_artifact_registry_down_is_undecided_and_leaves_the_volume_empty() {
+    let (f, artifact) = artifact_fixture();
+    let volume = f.dir.path().join("volume");
+    let out = vouch_init_pull(&f, &volume, &artifact);
+    let line = json_failure(&out, 2);
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot use the model artifact"),
+        "{line}"
+    );
+    assert!(is_empty(&volume));
+}
+
+#[test]
+fn model_artifact_volume_holding_the_model_is_checked_in_place_and_a_stale_pull_removed() {
+    // A restarted Pod: the volume kept the verified model (and a killed run's directory).
+    let (f, artifact) = artifact_fixture();
+    let stale = f.model().join(".vouch-pull-1-1");
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("model.safetensors"), b"partial").unwrap();
+    let out = vouch_init_pull(&f, &f.model(), &artifact);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["pulled"], false);
+    assert_eq!(line["modelArtifact"], artifact.as_str());
+    assert_eq!(line["modelDigest"], f.digest.as_str());
+    assert!(!stale.exists());
+}
+
+#[test]
+fn model_artifact_volume_holding_other_files_is_refused() {
+    let (f, artifact) = artifact_fixture();
+    let volume = f.dir.path().join("volume");
+    std::fs::write(volume.join("notes.txt"), b"not the model").unwrap();
+    let out = vouch_init_pull(&f, &volume, &artifact);
+    let line = json_failure(&out, 1);
+    assert_eq!(line["kind"], "model-mismatch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert!(stderr.contains("hint: mount an empty volume"), "{stderr}");
+    // Nothing was added or removed.
+    let names: Vec<_> = std::fs::read_dir(&volume)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["notes.txt"]);
+}

@@ -10,8 +10,9 @@
 use std::collections::BTreeSet;
 
 use vouch_model::{Digest, HashAlgorithm, IgnoreSet, Manifest, Method, ModelPath, Resource};
+use vouch_trust::{Signer, Verified};
 
-use crate::{Error, Model};
+use crate::{Attestation, Error, Model, RoledDifference};
 
 /// The OCI artifact a model was read from: its repository and manifest digest. A subject of
 /// the statement (after the images), so that a verifier can match it against the artifact
@@ -96,6 +97,57 @@ impl Model {
         model.artifact = Some(artifact);
         Ok(model)
     }
+}
+
+/// Check that a model artifact's manifest lists exactly the attested model's files: the
+/// layers `files` (untrusted: the path rules of [`Model::from_artifact`]) must give each
+/// attested path, with its size and SHA-256, and nothing else. The model they describe, with
+/// the checked paths: what `vouch-init --model-artifact` writes, and nothing else.
+///
+/// Which artifact this is ([`crate::check_artifact`]) is the caller's check, made first.
+pub fn check_artifact_files(
+    attestation: &Verified<(Attestation, Signer)>,
+    files: &[ArtifactFile<'_>],
+) -> Result<Verified<Model>, Error> {
+    let attested = &attestation.get().0.model;
+    let Some(artifact) = attested.artifact.clone() else {
+        return Err(Error::ArtifactMismatch {
+            expected: "a model artifact".to_owned(),
+            found: "none (it attests a model directory)".to_owned(),
+        });
+    };
+    if attested.algorithm != HashAlgorithm::Sha256 || attested.method != Method::Files {
+        return Err(Error::Artifact(format!(
+            "the attested model is hashed with {} ({}); a model artifact's layers are the SHA-256 of whole files",
+            attested.algorithm,
+            match attested.method {
+                Method::Files => "files",
+                _ => "shards",
+            }
+        )));
+    }
+    let listed = Model::from_artifact(&attested.name, artifact, files)?;
+    let differences: Vec<RoledDifference> = vouch_model::diff(
+        attested.manifest().resources(),
+        listed.manifest().resources(),
+    )
+    .into_iter()
+    .map(|d| RoledDifference {
+        role: attested.role_of(d.path()),
+        difference: d,
+    })
+    .collect();
+    if !differences.is_empty() {
+        return Err(Error::Mismatch(differences));
+    }
+    if listed.digest != attested.digest {
+        // Unreachable when the files are equal; kept as a guard.
+        return Err(Error::Malformed(format!(
+            "the artifact's model digest {} differs from the attested {}",
+            listed.digest, attested.digest
+        )));
+    }
+    Ok(attestation.clone().map(|_| listed))
 }
 
 #[cfg(test)]

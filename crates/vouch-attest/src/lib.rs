@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-pub use artifact::{ArtifactFile, ModelArtifact};
+pub use artifact::{ArtifactFile, ModelArtifact, check_artifact_files};
 pub use format::{build_statement, parse_statement};
 pub use role::Role;
 use vouch_model::{

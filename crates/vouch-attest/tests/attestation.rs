@@ -272,3 +272,112 @@ fn signed_but_inconsistent_statements_are_rejected() {
         "unknown field",
     );
 }
+
+/// Layers as a manifest lists them: path, size, digest.
+type Layers = Vec<(String, u64, String)>;
+type VerifiedAttestation = vouch_trust::Verified<(Attestation, vouch_trust::Signer)>;
+
+/// An attestation of the example model as an artifact (its files as a manifest lists them).
+fn artifact_attestation() -> (Layers, VerifiedAttestation) {
+    let dir = copy_model();
+    let a = attest(dir.path(), Method::Files, HashAlgorithm::Sha256);
+    let layers: Layers = a
+        .model
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.path.to_string(),
+                f.size,
+                f.resources[0].digest.to_string(),
+            )
+        })
+        .collect();
+    let files: Vec<vouch_attest::ArtifactFile<'_>> = layers
+        .iter()
+        .map(|(p, s, d)| vouch_attest::ArtifactFile {
+            path: p,
+            size: *s,
+            digest: d,
+        })
+        .collect();
+    let artifact = vouch_attest::ModelArtifact {
+        name: "registry.example.com/models/tiny-llm-weights".into(),
+        digest: Digest::sha256(b"manifest"),
+        media_type: None,
+    };
+    let model = Model::from_artifact("tiny-llm", artifact, &files).unwrap();
+    let attestation = Attestation { model, ..a.clone() };
+    let v = sign_and_verify(vouch_attest::build_statement(&attestation)).unwrap();
+    (layers, v)
+}
+
+fn check_layers(v: &VerifiedAttestation, layers: &[(String, u64, String)]) -> Result<Model, Error> {
+    let files: Vec<vouch_attest::ArtifactFile<'_>> = layers
+        .iter()
+        .map(|(p, s, d)| vouch_attest::ArtifactFile {
+            path: p,
+            size: *s,
+            digest: d,
+        })
+        .collect();
+    vouch_attest::check_artifact_files(v, &files).map(vouch_trust::Verified::into_inner)
+}
+
+#[test]
+fn an_artifacts_layers_must_be_exactly_the_attested_files() {
+    let (layers, v) = artifact_attestation();
+    // In another order: the same files.
+    let mut reversed = layers.clone();
+    reversed.reverse();
+    let m = check_layers(&v, &reversed).unwrap();
+    assert_eq!(m.digest, v.get().0.model.digest);
+    assert_eq!(m.files.len(), layers.len());
+
+    let mut fewer = layers.clone();
+    fewer.pop();
+    let e = check_layers(&v, &fewer).unwrap_err();
+    assert!(matches!(&e, Error::Mismatch(d) if d.len() == 1), "{e}");
+
+    let mut bigger = layers.clone();
+    bigger[0].1 += 1;
+    let e = check_layers(&v, &bigger).unwrap_err();
+    assert!(e.to_string().contains("1 difference"), "{e}");
+
+    let mut other = layers.clone();
+    other[1].2 = Digest::sha256(b"other").to_string();
+    let e = check_layers(&v, &other).unwrap_err();
+    let Error::Mismatch(d) = e else { panic!() };
+    assert_eq!(d[0].difference.kind(), "content-differs");
+
+    let mut extra = layers.clone();
+    extra.push(("extra.txt".into(), 1, Digest::sha256(b"x").to_string()));
+    let e = check_layers(&v, &extra).unwrap_err();
+    let Error::Mismatch(d) = e else { panic!() };
+    assert_eq!(d[0].difference.kind(), "extra-file");
+}
+
+#[test]
+fn an_artifacts_untrusted_paths_are_refused_before_they_are_compared() {
+    let (layers, v) = artifact_attestation();
+    for bad in ["../x", "/etc/passwd", "a/../b", ""] {
+        let mut l = layers.clone();
+        l[0].0 = bad.into();
+        let e = check_layers(&v, &l).unwrap_err();
+        assert!(!matches!(e, Error::Mismatch(_)), "{bad}: {e}");
+    }
+    let mut twice = layers.clone();
+    twice[1].0 = twice[0].0.clone();
+    let e = check_layers(&v, &twice).unwrap_err();
+    assert!(e.to_string().contains("listed twice"), "{e}");
+}
+
+#[test]
+fn the_files_of_a_directory_attestation_are_no_artifact() {
+    let dir = copy_model();
+    let a = attest(dir.path(), Method::Files, HashAlgorithm::Sha256);
+    let v = sign_and_verify(vouch_attest::build_statement(&a)).unwrap();
+    let (layers, _) = artifact_attestation();
+    let e = check_layers(&v, &layers).unwrap_err();
+    assert!(matches!(e, Error::ArtifactMismatch { .. }), "{e}");
+}

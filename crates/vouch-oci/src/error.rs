@@ -47,6 +47,17 @@ pub enum Error {
         origin: String,
         reason: String,
     },
+    /// A blob whose bytes are not the ones its descriptor names: another digest, or another
+    /// size (`expected` and `found` say which).
+    #[error(
+        "`{file}` ({origin}): the registry returned other bytes: expected {expected}, found {found}"
+    )]
+    BlobDiffers {
+        origin: String,
+        file: String,
+        expected: String,
+        found: String,
+    },
     /// An image layout that cannot be used.
     #[error("image layout `{path}`: {reason}")]
     Layout { path: String, reason: String },
@@ -98,6 +109,10 @@ impl Error {
             ),
             Self::RegistryCa { .. } => Some(
                 "`--registry-ca` takes a PEM file with the CA certificate(s) that signed the registry's TLS certificate (`-----BEGIN CERTIFICATE-----` blocks)"
+                    .to_owned(),
+            ),
+            Self::BlobDiffers { .. } => Some(
+                "the registry holds other bytes than the artifact's manifest names (its storage was changed, or something between rewrote them); push the model again from the release"
                     .to_owned(),
             ),
             Self::Denied { .. } => Some(

@@ -1,5 +1,6 @@
 //! Models as OCI artifacts: the CNCF ModelPack v1 layout (`modelpack/model-spec`), written
-//! by `vouch model push` and read by `vouch attest --model-artifact`.
+//! by `vouch model push`, read by `vouch attest --model-artifact`, and pulled by `vouch-init
+//! --model-artifact` ([`pull`]: every blob hashed as it is written).
 //!
 //! One raw layer per file (`application/vnd.cncf.model.*.v1.raw`), so that a layer's digest
 //! is the SHA-256 of the file itself and its size the file's size; the file's path is the
@@ -537,6 +538,197 @@ fn send_file(
         }
         Ok(()) => Ok(Some(format!("sha256:{}", hex::encode(h.finalize())))),
     }
+}
+
+/// Blobs downloaded at once by [`pull`].
+const PARALLEL_DOWNLOADS: usize = 4;
+/// Pieces of one download queued for its writer. A piece is what one read of the
+/// connection gave (hyper's buffer, which grows to a few hundred KiB on a fast link), and is
+/// written as it is: no second copy.
+const QUEUED_PIECES: usize = 4;
+
+/// Creates the file one blob is written to, when its download starts (the caller decides
+/// where, and refuses to write through links); an error is the reason, for a person.
+pub type CreateFile = Box<dyn FnOnce() -> std::result::Result<std::fs::File, String> + Send>;
+
+/// One blob to pull into a file.
+pub struct PullFile {
+    /// Its path in the model (for messages).
+    pub path: String,
+    /// `sha256:<hex>`: what its bytes must hash to.
+    pub digest: String,
+    /// How many bytes it must have.
+    pub size: u64,
+    /// Creates the file.
+    pub create: CreateFile,
+}
+
+impl std::fmt::Debug for PullFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullFile")
+            .field("path", &self.path)
+            .field("digest", &self.digest)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a pull hashes what it writes. Only [`pull`] (always) and the benchmark's
+/// baseline exist.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Digests,
+    #[cfg_attr(not(feature = "dangerous-unverified-pull"), allow(dead_code))]
+    SizesOnly,
+}
+
+/// Pull the blobs `files` name from `reference`'s repository, [`PARALLEL_DOWNLOADS`] at
+/// once, into the files their `create` makes: every piece is hashed and written as it
+/// arrives (memory stays flat: a few pieces queued per download), and
+/// each blob must have its size and digest ([`Error::BlobDiffers`] otherwise; a blob longer
+/// than its size is stopped at once). Returns the bytes written.
+///
+/// On an error the first failure is returned once every download has stopped; what was
+/// written stays where `create` put it, for the caller to remove (it chose the place). A
+/// file's bytes are only the blob's once this returns `Ok`.
+pub fn pull(reference: &ImageReference, files: Vec<PullFile>, options: &Options) -> Result<u64> {
+    pull_checked(reference, files, options, Check::Digests)
+}
+
+/// [`pull`] without hashing (sizes are still checked): the baseline of
+/// `scripts/bench-modelpack`, the same client doing everything but the verification. Never
+/// use its files: nothing says they are the blobs asked for.
+#[cfg(feature = "dangerous-unverified-pull")]
+#[doc(hidden)]
+pub fn dangerous_pull_unverified(
+    reference: &ImageReference,
+    files: Vec<PullFile>,
+    options: &Options,
+) -> Result<u64> {
+    pull_checked(reference, files, options, Check::SizesOnly)
+}
+
+fn pull_checked(
+    reference: &ImageReference,
+    files: Vec<PullFile>,
+    options: &Options,
+    check: Check,
+) -> Result<u64> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Runtime(e.to_string()))?;
+    let registry = {
+        let _guard = runtime.enter();
+        Registry::for_reference(reference, options)?
+    };
+    let result = runtime.block_on(async {
+        let downloads = files
+            .into_iter()
+            .map(|f| pull_file(&registry, reference, f, check));
+        let mut running =
+            futures_util::stream::iter(downloads).buffer_unordered(PARALLEL_DOWNLOADS);
+        let mut total = 0u64;
+        while let Some(r) = running.next().await {
+            total += r?;
+        }
+        Ok(total)
+    });
+    // Dropping the runtime waits for the writers still running (each stops at once when its
+    // download is dropped), so nothing is written after this returns.
+    drop(registry);
+    drop(runtime);
+    result
+}
+
+/// Download one blob into its file; the bytes written.
+async fn pull_file(
+    registry: &Registry,
+    reference: &ImageReference,
+    f: PullFile,
+    check: Check,
+) -> Result<u64> {
+    let PullFile {
+        path,
+        digest,
+        size,
+        create,
+    } = f;
+    let origin = reference.with_digest(&digest).to_string();
+    let differs = |expected: String, found: String| Error::BlobDiffers {
+        origin: origin.clone(),
+        file: path.clone(),
+        expected,
+        found,
+    };
+    let mut response = registry.blob_response(reference, &digest).await?;
+    if let Some(n) = response.content_length()
+        && n != size
+    {
+        return Err(differs(format!("{size} bytes"), format!("{n} bytes")));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(QUEUED_PIECES);
+    let p = path.clone();
+    let writer = tokio::task::spawn_blocking(move || write_blob(create, rx, check, &p));
+    let mut received = 0u64;
+    let fed: Result<()> = async {
+        while let Some(piece) = registry.next_chunk(&mut response).await? {
+            received += piece.len() as u64;
+            if received > size {
+                return Err(differs(
+                    format!("{size} bytes"),
+                    format!("more than {size} bytes"),
+                ));
+            }
+            if tx.send(piece).await.is_err() {
+                // The writer stopped: its error is the one to report.
+                break;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(tx);
+    let written = writer.await.map_err(|e| Error::Runtime(e.to_string()))?;
+    fed?;
+    let (actual, n) = written.map_err(|reason| Error::Registry {
+        registry: reference.registry().to_owned(),
+        what: "model pull",
+        reason,
+    })?;
+    if n != size {
+        return Err(differs(format!("{size} bytes"), format!("{n} bytes")));
+    }
+    if check == Check::Digests && actual != digest {
+        return Err(differs(digest.clone(), actual));
+    }
+    Ok(n)
+}
+
+/// The writer of one download: create the file, then hash and write every piece until the
+/// sender is done; the digest (when hashing) and the bytes written.
+fn write_blob(
+    create: CreateFile,
+    mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    check: Check,
+    path: &str,
+) -> std::result::Result<(String, u64), String> {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let write_err = |e: std::io::Error| format!("cannot write `{path}`: {e}");
+    let mut out = create()?;
+    let mut h = sha2::Sha256::new();
+    let mut n = 0u64;
+    while let Some(piece) = rx.blocking_recv() {
+        if check == Check::Digests {
+            h.update(&piece);
+        }
+        out.write_all(&piece).map_err(write_err)?;
+        n += piece.len() as u64;
+    }
+    Ok((format!("sha256:{}", hex::encode(h.finalize())), n))
 }
 
 /// The ModelPack manifest at `reference` (pinned by digest), checked against that digest,

@@ -1193,6 +1193,48 @@ impl Registry {
     }
 }
 
+/// Blobs by digest, streamed (`modelpack::pull`).
+impl Registry {
+    /// `GET` the blob `digest` of `at`'s repository, authorised as every direct request is;
+    /// the answer once its status is 200, its body not read yet (read it with
+    /// [`Self::next_chunk`]). Redirects (to a storage backend) are followed.
+    pub(crate) async fn blob_response(
+        &self,
+        at: &ImageReference,
+        digest: &str,
+    ) -> Result<reqwest::Response> {
+        let url = format!("{}/blobs/{digest}", self.repository_url(at));
+        let origin = at.with_digest(digest).to_string();
+        let response = self
+            .send(at, RegistryOperation::Pull, |c| c.get(&url))
+            .await?;
+        match response.status().as_u16() {
+            200 => Ok(response),
+            404 => Err(Error::NotFound { reference: origin }),
+            code @ (401 | 403) => Err(Error::Denied {
+                registry: self.registry.clone(),
+                reason: format!("blob fetch: HTTP {code} for {origin}"),
+            }),
+            code => Err(Error::Registry {
+                registry: self.registry.clone(),
+                what: "blob fetch",
+                reason: format!("HTTP {code} for {origin}"),
+            }),
+        }
+    }
+
+    /// The next piece of a blob's body; `None` at its end.
+    pub(crate) async fn next_chunk(
+        &self,
+        response: &mut reqwest::Response,
+    ) -> Result<Option<bytes::Bytes>> {
+        response
+            .chunk()
+            .await
+            .map_err(|e| unreachable(&self.registry, &e))
+    }
+}
+
 /// The SHA-256 digest of `bytes`, which must be `expected` when one is given (what the
 /// registry named them by): anything else is other bytes than were asked for.
 pub(crate) fn check_digest(
