@@ -155,14 +155,7 @@ pub fn pull(
     let plan = plan(&model)?;
 
     // Only now is the volume written to.
-    for s in &found.stale {
-        std::fs::remove_dir_all(s).map_err(|e| {
-            undecided(format!(
-                "cannot remove `{}`, left by an earlier pull that did not finish: {e}",
-                s.display()
-            ))
-        })?;
-    }
+    remove_stale(&found)?;
     let temp = dir.join(format!(
         "{TEMP_PREFIX}{}-{:x}",
         std::process::id(),
@@ -389,11 +382,8 @@ fn with_cleanup(f: Failure, temp: &Path) -> Failure {
 
 /// A directory that holds files already: checked in place, as `--model-dir` alone checks it,
 /// once the temporary directories of earlier runs are gone.
-fn check_in_place(
-    c: &Config,
-    found: &Volume,
-    attestation: &VerifiedAttestation,
-) -> Result<Pulled, Failure> {
+/// Remove the temporary directories of earlier pulls that did not finish.
+fn remove_stale(found: &Volume) -> Result<(), Failure> {
     for s in &found.stale {
         std::fs::remove_dir_all(s).map_err(|e| {
             undecided(format!(
@@ -402,6 +392,15 @@ fn check_in_place(
             ))
         })?;
     }
+    Ok(())
+}
+
+fn check_in_place(
+    c: &Config,
+    found: &Volume,
+    attestation: &VerifiedAttestation,
+) -> Result<Pulled, Failure> {
+    remove_stale(found)?;
     let options = vouch_attest::CheckOptions {
         reject_hard_links: true,
         threads: c.threads,
