@@ -140,7 +140,10 @@ fn read_mapped_inner(
         // SAFETY: `addr..addr + len` is the mapping made above, readable, and unmapped only
         // after `f` returns; `f` cannot keep the slice (it is borrowed for the call). A page
         // the file no longer has is replaced by a zero page by `on_sigbus` (the mapping is
-        // registered), so every access completes. `skip < len`: `offset < map_end`.
+        // registered), so every access completes. `skip < len`: `offset < map_end`. The
+        // bytes can change under the slice (another process writing the file, or those zero
+        // pages), as under any shared file mapping: `f` only reads them as plain bytes, and
+        // nothing depends on their values but the digest that is then checked or discarded.
         let bytes = unsafe { std::slice::from_raw_parts(addr.cast::<u8>().add(skip), len - skip) };
         f(bytes);
         let truncated = slot.hit.load(Ordering::SeqCst);
