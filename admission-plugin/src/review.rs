@@ -5,18 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use kube_core::DynamicObject;
-use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube_core::admission::AdmissionResponse;
 use kube_core::response::StatusSummary;
-use serde::Deserialize as _;
-use serde_json::Value;
 use vouch_policy::{Attestations, Decision, Prepared, Subject};
 
 use crate::cache::Cache;
 use crate::metrics::Metrics;
-
-pub const API_VERSION: &str = "admission.k8s.io/v1";
-pub const KIND: &str = "AdmissionReview";
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -63,88 +57,28 @@ async fn handle_inner(state: &State, body: &[u8], started: Instant) -> Answer {
         tracing::warn!(status, error = %message, "unusable request");
         error_answer(status, &message)
     };
-    let mut value: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(e) => {
-            return invalid(state, 400, format!("vouch: the body is not JSON: {e}"));
-        }
-    };
-    let api_version = value
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
-    if api_version != API_VERSION || kind != KIND {
-        return invalid(
-            state,
-            400,
-            format!(
-                "vouch: expected an AdmissionReview of apiVersion `{API_VERSION}`, got kind `{kind}` apiVersion `{api_version}`; set `admissionReviewVersions: [v1]` in the webhook configuration"
-            ),
-        );
-    }
-    let uid = value
-        .pointer("/request/uid")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    // The object is read once, by the policy (below); kube-core gets the rest of the review
-    // without it, so the (possibly large) object is neither copied nor parsed twice.
-    let object = value
-        .pointer_mut("/request/object")
-        .map(Value::take)
-        .filter(|o| !o.is_null());
-    if let Some(old) = value.pointer_mut("/request/oldObject") {
-        old.take();
-    }
-    let review = match AdmissionReview::<DynamicObject>::deserialize(value) {
+    let review = match vouch_policy::review::read_review(body) {
         Ok(r) => r,
-        Err(e) if !uid.is_empty() => {
+        // A request that names itself gets an answer it can match: a denial with its uid.
+        Err(e) if !e.uid.is_empty() => {
             state.metrics.invalid.fetch_add(1, Relaxed);
-            let message = format!("vouch: denied: the AdmissionReview cannot be read: {e}");
-            tracing::warn!(uid = %uid, error = %message, "unreadable review");
+            let message = format!("vouch: denied: {}", e.message.trim_start_matches("vouch: "));
+            tracing::warn!(uid = %e.uid, error = %message, "unreadable review");
             let mut resp = AdmissionResponse::invalid(&message);
-            resp.uid = uid;
+            resp.uid = e.uid;
             resp.result.code = 400;
             return respond(resp);
         }
-        Err(e) => {
-            return invalid(
-                state,
-                400,
-                format!("vouch: the AdmissionReview cannot be read: {e}"),
-            );
-        }
+        Err(e) => return invalid(state, 400, e.message),
     };
-    let req: AdmissionRequest<DynamicObject> = match review.try_into() {
-        Ok(r) => r,
-        Err(_) => {
-            return invalid(
-                state,
-                400,
-                "vouch: the AdmissionReview has no `request`".into(),
-            );
-        }
-    };
+    let req = &review.request;
     // Start from deny: only an explicit allow below changes it.
-    let mut resp = AdmissionResponse::from(&req).deny("vouch: no decision was reached");
+    let mut resp = AdmissionResponse::from(req).deny("vouch: no decision was reached");
     resp.result.code = 403;
     resp.result.status = Some(StatusSummary::Failure);
     resp.result.reason = "Forbidden".into();
 
-    let operation = match req.operation {
-        Operation::Create => vouch_policy::Operation::Create,
-        Operation::Update => vouch_policy::Operation::Update,
-        Operation::Delete => vouch_policy::Operation::Delete,
-        Operation::Connect => vouch_policy::Operation::Connect,
-    };
-    let namespace = req.namespace.clone().unwrap_or_default();
-    let subject = Subject {
-        kind: &req.kind.kind,
-        namespace: &namespace,
-        operation,
-        object: object.as_ref(),
-    };
+    let subject = review.subject();
     let decision = decide(state, &subject, started).await;
     if decision.allowed {
         resp.allowed = true;
@@ -164,7 +98,7 @@ async fn handle_inner(state: &State, body: &[u8], started: Instant) -> Answer {
     tracing::info!(
         uid = %req.uid,
         kind = %req.kind.kind,
-        namespace = %namespace,
+        namespace = %subject.namespace,
         name = %req.name,
         operation = ?req.operation,
         allowed = decision.allowed,

@@ -1,54 +1,19 @@
-//! AdmissionReview JSON -> pod template -> decision, as `admission-plugin/src/review.rs`
-//! reads a review (the object is taken out and read by the policy, kube-core reads the
-//! rest), with fixed policies (`testdata/policy/enforce.yaml`, `warn.yaml`) and fixed
+//! AdmissionReview JSON -> pod template -> decision: the review read by
+//! `vouch_policy::review::read_review`, as the webhook reads it, with fixed policies (`testdata/policy/enforce.yaml`, `warn.yaml`) and fixed
 //! verification results. A decision never allows what a stricter input denies: fewer
 //! verified attestations, an unreachable registry, or enforce instead of warn mode. The
 //! fixed attestations cover an image with a model directory and another image with a model
 //! artifact, so that Pods mounting it as an image volume reach the allowing path too.
 #![no_main]
 
-use kube_core::DynamicObject;
-use kube_core::admission::{AdmissionRequest, AdmissionReview, Operation};
 use libfuzzer_sys::fuzz_target;
-use serde::Deserialize as _;
-use serde_json::Value;
 use vouch_policy::{Attestations, Lookup, Policy, Prepared, Subject};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut value) = serde_json::from_slice::<Value>(data) else {
+    let Ok(review) = vouch_policy::review::read_review(data) else {
         return;
     };
-    if value.get("apiVersion").and_then(Value::as_str) != Some("admission.k8s.io/v1")
-        || value.get("kind").and_then(Value::as_str) != Some("AdmissionReview")
-    {
-        return;
-    }
-    let object = value
-        .pointer_mut("/request/object")
-        .map(Value::take)
-        .filter(|o| !o.is_null());
-    if let Some(old) = value.pointer_mut("/request/oldObject") {
-        old.take();
-    }
-    let Ok(review) = AdmissionReview::<DynamicObject>::deserialize(value) else {
-        return;
-    };
-    let Ok(req): Result<AdmissionRequest<DynamicObject>, _> = review.try_into() else {
-        return;
-    };
-    let operation = match req.operation {
-        Operation::Create => vouch_policy::Operation::Create,
-        Operation::Update => vouch_policy::Operation::Update,
-        Operation::Delete => vouch_policy::Operation::Delete,
-        Operation::Connect => vouch_policy::Operation::Connect,
-    };
-    let namespace = req.namespace.clone().unwrap_or_default();
-    let subject = Subject {
-        kind: &req.kind.kind,
-        namespace: &namespace,
-        operation,
-        object: object.as_ref(),
-    };
+    let subject = review.subject();
     let fixed = vouch_fuzz::admission();
     let enforce = check(&fixed.enforce, &subject, fixed);
     let warn = check(&fixed.warn, &subject, fixed);

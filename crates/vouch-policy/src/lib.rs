@@ -30,6 +30,8 @@ mod decide;
 mod glob;
 mod image;
 mod policy;
+#[cfg(feature = "admission-review")]
+pub mod review;
 mod verify;
 pub mod workload;
 
