@@ -1039,7 +1039,19 @@ const DIR_FLAG: &str = "--model-dir";
 const DIR_ENV: &str = "VOUCH_MODEL_DIR";
 
 fn check_init(policy: &Policy, t: &PodTemplate, pin: Option<&str>, findings: &mut Vec<Finding>) {
-    let wanted = policy.init_verifier_image.as_ref();
+    let Some(wanted) = policy.init_verifier_image.as_ref() else {
+        findings.push(Finding {
+            place: "initContainers".into(),
+            image: None,
+            problem: "the model is not mounted as an image volume, and the policy names no `initVerifierImage`: nothing may check the model bytes before the model server starts".into(),
+            hint: Some(
+                "mount the model as an attested image volume (deploy/examples/pod-image-volume.yaml), or set `initVerifierImage` in the policy to the vouch-init image by digest and add that init container (deploy/examples/pod-model-server.yaml)".into(),
+            ),
+            undecided: false,
+        });
+        return;
+    };
+    let wanted = Some(wanted);
     let wanted_text = policy
         .init_verifier_image_text
         .as_deref()

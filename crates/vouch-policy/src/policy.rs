@@ -166,7 +166,8 @@ pub struct Policy {
     pub require_digest: bool,
     /// The annotation that carries the model pin.
     pub model_pin_annotation: String,
-    /// The `vouch-init` image (by digest) Pods must run as an init container.
+    /// The `vouch-init` image (by digest) Pods must run as an init container when their
+    /// model is on a volume other than an image volume. `None`: such Pods are denied.
     pub init_verifier_image: Option<ImageRef>,
     /// The `vouch-init` image as written in the policy.
     pub init_verifier_image_text: Option<String>,
@@ -350,13 +351,9 @@ impl Policy {
                 authorities: r.authorities.clone(),
             });
         }
+        // Optional: a policy whose models all arrive as image volumes needs no vouch-init;
+        // a Pod that keeps its model on another volume is then denied (decide.rs).
         let init_verifier_image = match &raw.init_verifier_image {
-            None if !rules.is_empty() => {
-                return Err(invalid(
-                    "initVerifierImage",
-                    "required when `images` is not empty: the vouch-init image, by digest (`REPOSITORY@sha256:HEX`)",
-                ));
-            }
             None => None,
             Some(s) => {
                 let r = ImageRef::parse(s).map_err(|m| invalid("initVerifierImage", m))?;
@@ -575,6 +572,10 @@ mod tests {
         let text = minimal("").replace(&format!("@{D}"), ":latest");
         let e = Policy::parse(&text, Some(&base())).unwrap_err().to_string();
         assert!(e.contains("initVerifierImage"), "{e}");
+        let without = minimal("").replace(&format!("initVerifierImage: registry.example.com/vouch/vouch-init@{D}\n"), "");
+        assert!(!without.contains("initVerifierImage"));
+        let p = Policy::parse(&without, Some(&base())).unwrap();
+        assert!(p.init_verifier_image.is_none());
         let e = Policy::parse(&minimal("mode: audit\n"), Some(&base()))
             .unwrap_err()
             .to_string();
