@@ -335,6 +335,29 @@ fn image_volume_with_the_registry_down_is_could_not_verify() {
 /// covered by no rule (its referrers are verified against every authority of the policy,
 /// then counted per rule).
 #[test]
+fn a_policy_without_init_verifier_image_admits_image_volumes_only() {
+    let text = std::fs::read_to_string(fixtures::testdata("policy/enforce.yaml")).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("initVerifierImage:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let p = Policy::parse(&text, Some(&fixtures::testdata("policy"))).unwrap();
+    assert!(p.init_verifier_image.is_none());
+    let d = run(&p, &review("pod-image-volume-allowed"));
+    assert!(d.allowed, "{}", d.message());
+    // The same Pod the full policy admits with its vouch-init (tested above) is denied.
+    assert!(run(&policy("enforce"), &review("pod-allowed")).allowed);
+    let d = run(&p, &review("pod-allowed"));
+    assert!(!d.allowed);
+    assert_eq!(d.findings.len(), 1, "{}", d.message());
+    let f = &d.findings[0];
+    assert!(f.problem.contains("names no `initVerifierImage`"), "{}", f.problem);
+    let hint = f.hint.as_deref().unwrap();
+    assert!(hint.contains("pod-image-volume.yaml") && hint.contains("set `initVerifierImage`"), "{hint}");
+}
+
+#[test]
 fn the_artifact_rule_names_who_may_sign_the_pair() {
     let text = "apiVersion: vouch.dev/v1alpha1\nkind: TrustPolicy\nauthorities:\n  - name: release-ci\n    key: keys/release.pub\n  - name: other-ci\n    key: keys/other.pub\nimages:\n  - glob: registry.example.com/models/tiny-llm-weights\n    authorities: [other-ci]\ninitVerifierImage: registry.example.com/vouch/vouch-init@sha256:c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3\n";
     let p = Policy::parse(text, Some(&fixtures::testdata(""))).unwrap();
