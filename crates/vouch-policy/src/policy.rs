@@ -572,7 +572,10 @@ mod tests {
         let text = minimal("").replace(&format!("@{D}"), ":latest");
         let e = Policy::parse(&text, Some(&base())).unwrap_err().to_string();
         assert!(e.contains("initVerifierImage"), "{e}");
-        let without = minimal("").replace(&format!("initVerifierImage: registry.example.com/vouch/vouch-init@{D}\n"), "");
+        let without = minimal("").replace(
+            &format!("initVerifierImage: registry.example.com/vouch/vouch-init@{D}\n"),
+            "",
+        );
         assert!(!without.contains("initVerifierImage"));
         let p = Policy::parse(&without, Some(&base())).unwrap();
         assert!(p.init_verifier_image.is_none());

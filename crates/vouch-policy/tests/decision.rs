@@ -352,9 +352,16 @@ fn a_policy_without_init_verifier_image_admits_image_volumes_only() {
     assert!(!d.allowed);
     assert_eq!(d.findings.len(), 1, "{}", d.message());
     let f = &d.findings[0];
-    assert!(f.problem.contains("names no `initVerifierImage`"), "{}", f.problem);
+    assert!(
+        f.problem.contains("names no `initVerifierImage`"),
+        "{}",
+        f.problem
+    );
     let hint = f.hint.as_deref().unwrap();
-    assert!(hint.contains("pod-image-volume.yaml") && hint.contains("set `initVerifierImage`"), "{hint}");
+    assert!(
+        hint.contains("pod-image-volume.yaml") && hint.contains("set `initVerifierImage`"),
+        "{hint}"
+    );
 }
 
 #[test]
