@@ -147,6 +147,9 @@ fn read_mapped_inner(
         let bytes = unsafe { std::slice::from_raw_parts(addr.cast::<u8>().add(skip), len - skip) };
         f(bytes);
         let truncated = slot.hit.load(Ordering::SeqCst);
+        // Unregistered before it is unmapped: once unmapped, the kernel may give the same
+        // addresses to another thread's mapping, whose faults must not be taken for this one.
+        slot.unregister();
         // SAFETY: unmaps exactly the mapping made above (the zero pages `on_sigbus` may have
         // put in its place included); nothing refers to it any more.
         unsafe { libc::munmap(addr, len) };
@@ -161,9 +164,12 @@ fn read_mapped_inner(
     Outcome::Done
 }
 
-/// A live mapping, as the `SIGBUS` handler sees it. `start == 0` means none.
+/// A live mapping, as the `SIGBUS` handler sees it. `start == 0` means none. `seq` is a
+/// sequence lock over `start` and `end`: odd while they change, so that the handler (which
+/// cannot wait) never takes half of one registration and half of another for a range.
 struct Slot {
     busy: AtomicBool,
+    seq: AtomicUsize,
     start: AtomicUsize,
     end: AtomicUsize,
     hit: AtomicBool,
@@ -175,6 +181,7 @@ const SLOTS: usize = 256;
 #[allow(clippy::declare_interior_mutable_const)] // each array element is its own slot
 const FREE: Slot = Slot {
     busy: AtomicBool::new(false),
+    seq: AtomicUsize::new(0),
     start: AtomicUsize::new(0),
     end: AtomicUsize::new(0),
     hit: AtomicBool::new(false),
@@ -193,13 +200,33 @@ impl Slot {
 
     fn register(&self, start: usize, len: usize) {
         self.hit.store(false, Ordering::SeqCst);
-        self.end.store(start.saturating_add(len), Ordering::SeqCst);
+        self.set(start, start.saturating_add(len));
+    }
+
+    /// The handler no longer looks at this slot's range.
+    fn unregister(&self) {
+        self.set(0, 0);
+    }
+
+    /// Only the thread that claimed the slot writes it.
+    fn set(&self, start: usize, end: usize) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
         self.start.store(start, Ordering::SeqCst);
+        self.end.store(end, Ordering::SeqCst);
+        self.seq.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The registered range, if one is registered and was read whole.
+    fn range(&self) -> Option<(usize, usize)> {
+        let before = self.seq.load(Ordering::SeqCst);
+        let start = self.start.load(Ordering::SeqCst);
+        let end = self.end.load(Ordering::SeqCst);
+        let after = self.seq.load(Ordering::SeqCst);
+        (before.is_multiple_of(2) && before == after && start != 0).then_some((start, end))
     }
 
     fn release(&self) {
-        self.start.store(0, Ordering::SeqCst);
-        self.end.store(0, Ordering::SeqCst);
+        self.unregister();
         self.hit.store(false, Ordering::SeqCst);
         self.busy.store(false, Ordering::SeqCst);
     }
@@ -255,9 +282,12 @@ extern "C" fn on_sigbus(signal: libc::c_int, info: *mut libc::siginfo_t, context
     let addr = unsafe { (*info).si_addr() } as usize;
     let page = PAGE.load(Ordering::SeqCst);
     for slot in &TABLE {
-        let start = slot.start.load(Ordering::SeqCst);
-        let end = slot.end.load(Ordering::SeqCst);
-        if start == 0 || addr < start || addr >= end {
+        // A slot being changed is not the faulting thread's: its own mapping is registered
+        // before it is read, and stays so until it is no longer read.
+        let Some((start, end)) = slot.range() else {
+            continue;
+        };
+        if addr < start || addr >= end {
             continue;
         }
         // The file ends before `addr`, so it ends before everything after it in this mapping
@@ -398,7 +428,7 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {
-                    for _ in 0..20 {
+                    for _ in 0..60 {
                         let tmp = file_with(&pattern(1 << 20));
                         let file = File::open(tmp.path()).unwrap();
                         let outcome = read_mapped_inner(
