@@ -272,6 +272,16 @@ pub fn push(
             reason: format!("`{target}` has no tag to push to (REPO:TAG)"),
         });
     };
+    let (runtime, registry) = runtime_for(target, options)?;
+    runtime.block_on(push_async(&registry, target, &tag, name, files))
+}
+
+/// The runtime a push or a pull runs on (two workers for its parallel transfers), and a
+/// client for `reference`'s registry built inside it (reqwest's client must be).
+fn runtime_for(
+    reference: &ImageReference,
+    options: &Options,
+) -> Result<(tokio::runtime::Runtime, Registry)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_io()
@@ -280,9 +290,9 @@ pub fn push(
         .map_err(|e| Error::Runtime(e.to_string()))?;
     let registry = {
         let _guard = runtime.enter();
-        Registry::for_reference(target, options)?
+        Registry::for_reference(reference, options)?
     };
-    runtime.block_on(push_async(&registry, target, &tag, name, files))
+    Ok((runtime, registry))
 }
 
 async fn push_async(
@@ -614,16 +624,7 @@ fn pull_checked(
     options: &Options,
     check: Check,
 ) -> Result<u64> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    let registry = {
-        let _guard = runtime.enter();
-        Registry::for_reference(reference, options)?
-    };
+    let (runtime, registry) = runtime_for(reference, options)?;
     let result = runtime.block_on(async {
         let downloads = files
             .into_iter()
