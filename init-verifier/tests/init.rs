@@ -56,6 +56,13 @@ fn sign_attestation(model: &Path, out: &Path, key: &str) -> String {
         reject_hard_links: false,
     };
     let manifest = vouch_model::hash_dir(model, &scan, &HashOptions::default(), None).unwrap();
+    let model = Model::from_manifest("tiny-llm", &manifest, ignore).unwrap();
+    write_signed(model, out, key)
+}
+
+/// Sign the attestation of `IMAGE` with `model` by `testdata/keys/{key}.key` into `out`;
+/// returns the model digest.
+fn write_signed(model: Model, out: &Path, key: &str) -> String {
     let a = Attestation {
         images: vec![Image {
             name: "registry.example.com/models/tiny-llm".into(),
@@ -66,7 +73,7 @@ fn sign_attestation(model: &Path, out: &Path, key: &str) -> String {
             media_type: None,
             reference: None,
         }],
-        model: Model::from_manifest("tiny-llm", &manifest, ignore).unwrap(),
+        model,
         metadata: Default::default(),
     };
     let key = vouch_sign::SigningKey::from_pem(
@@ -930,30 +937,7 @@ fn artifact_fixture() -> (Fixture, String) {
         &files,
     )
     .unwrap();
-    let a = Attestation {
-        images: vec![Image {
-            name: "registry.example.com/models/tiny-llm".into(),
-            digest: Digest {
-                algorithm: HashAlgorithm::Sha256,
-                bytes: IMAGE,
-            },
-            media_type: None,
-            reference: None,
-        }],
-        model,
-        metadata: Default::default(),
-    };
-    let key = vouch_sign::SigningKey::from_pem(
-        &std::fs::read(repo().join("testdata/keys/release.key")).unwrap(),
-    )
-    .unwrap();
-    let bundle = key
-        .sign_dsse(
-            vouch_bundle::IN_TOTO_PAYLOAD_TYPE,
-            vouch_attest::build_statement(&a),
-        )
-        .unwrap();
-    std::fs::write(f.attestation(), bundle.to_json()).unwrap();
+    write_signed(model, &f.attestation(), "release");
     std::fs::create_dir(f.dir.path().join("volume")).unwrap();
     (f, format!("{ARTIFACT}@{artifact_digest}"))
 }
