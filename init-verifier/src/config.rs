@@ -112,6 +112,23 @@ pub struct Args {
     pub threads: usize,
 }
 
+/// A reference given to `flag`, which must be pinned by digest (a usage error otherwise).
+fn pinned_flag(
+    flag: &str,
+    value: Option<&str>,
+) -> Result<Option<vouch_oci::ImageReference>, Failure> {
+    value
+        .map(|r| {
+            vouch_oci::ImageReference::parse_pinned(r).map_err(|e| {
+                Failure::Undecided(format!(
+                    "usage: `{flag}`: {e}{}",
+                    e.hint().map(|h| format!("; {h}")).unwrap_or_default()
+                ))
+            })
+        })
+        .transpose()
+}
+
 /// A configuration that has passed every usage check.
 #[derive(Debug)]
 pub struct Config {
@@ -208,15 +225,7 @@ impl TryFrom<Args> for Config {
                 ));
             }
         };
-        let image = match &a.image {
-            None => None,
-            Some(r) => Some(vouch_oci::ImageReference::parse_pinned(r).map_err(|e| {
-                usage(&format!(
-                    "`--image`: {e}{}",
-                    e.hint().map(|h| format!("; {h}")).unwrap_or_default()
-                ))
-            })?),
-        };
+        let image = pinned_flag("--image", a.image.as_deref())?;
         let image_digest = match &image {
             None => None,
             Some(r) => Some(
@@ -239,15 +248,7 @@ impl TryFrom<Args> for Config {
             },
             ..Default::default()
         };
-        let artifact = match &a.model_artifact {
-            None => None,
-            Some(r) => Some(vouch_oci::ImageReference::parse_pinned(r).map_err(|e| {
-                usage(&format!(
-                    "`--model-artifact`: {e}{}",
-                    e.hint().map(|h| format!("; {h}")).unwrap_or_default()
-                ))
-            })?),
-        };
+        let artifact = pinned_flag("--model-artifact", a.model_artifact.as_deref())?;
         if let Some(r) = &artifact
             && !r.digest().is_some_and(vouch_oci::is_sha256_digest)
         {
